@@ -1,0 +1,1 @@
+"""The engine: steps, compiler, orchestrator and executors (no napari, no Qt)."""
