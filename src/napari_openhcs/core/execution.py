@@ -1,0 +1,223 @@
+"""Executors: run compiled wells in parallel and report progress.
+
+``processes`` (default) is a small supervisor over ``spawn`` worker processes (a
+local context; the global start method is never changed). Each worker gets its
+wells one at a time on its own queue, so the supervisor always knows which well a
+worker is running: a worker that dies (killed by the OOM killer, a crash in native
+code) costs only its own well, which is retried once; a well that runs past its
+timeout has its worker killed and fails with that reason; the pool is refilled and
+the other wells go on. ``threads`` runs wells in a thread pool (debugging).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from .context import ProcessingContext
+from .events import WellFailed, WellFinished, WellStarted
+from .results import WellResult
+from .well_runner import execute_well
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[Any], None]
+POLL_S = 0.05
+
+
+def _finish_event(result: WellResult) -> Any:
+    return WellFinished(result.well, result) if result.status != "failed" else WellFailed(
+        result.well, result.error or "failed")
+
+
+def _worker_main(tasks: Any, results: Any, cancel: Any) -> None:  # pragma: no cover - in child
+    """Worker process loop: run wells from ``tasks`` until ``None`` arrives."""
+    while True:
+        context = tasks.get()
+        if context is None:
+            return
+        results.put(("start", context.well, os.getpid()))
+        result = execute_well(context, emit=lambda ev: results.put(("event", ev)),
+                              is_cancelled=cancel.is_set)
+        results.put(("result", context.well, result))
+
+
+@dataclass
+class _Slot:
+    process: Any
+    tasks: Any
+    well: str | None = None
+    started: float = 0.0
+
+
+class ProcessExecutor:
+    """Run wells in ``spawn`` worker processes under a supervisor.
+
+    Parameters
+    ----------
+    retries
+        How many times a well whose worker process died is tried again.
+    """
+
+    name = "processes"
+
+    def __init__(self, retries: int = 1) -> None:
+        self.retries = retries
+
+    def run(
+        self,
+        contexts: list[ProcessingContext],
+        *,
+        max_workers: int,
+        emit: Emit,
+        cancel_event: threading.Event,
+    ) -> dict[str, WellResult]:
+        """Run every context; return ``{well: WellResult}``."""
+        ctx = mp.get_context("spawn")
+        results_q = ctx.Queue()
+        cancel = ctx.Event()
+        pending = list(contexts)
+        by_well = {c.well: c for c in contexts}
+        attempts = {c.well: 0 for c in contexts}
+        results: dict[str, WellResult] = {}
+        slots: list[_Slot] = []
+
+        def start_slot() -> _Slot:
+            tasks = ctx.Queue()
+            proc = ctx.Process(target=_worker_main, args=(tasks, results_q, cancel), daemon=True)
+            proc.start()
+            return _Slot(proc, tasks)
+
+        def finish(result: WellResult) -> None:
+            results[result.well] = result
+            emit(_finish_event(result))
+
+        n = max(1, min(max_workers, len(contexts)))
+        slots = [start_slot() for _ in range(n)]
+        try:
+            while len(results) < len(contexts):
+                if cancel_event.is_set() and not cancel.is_set():
+                    cancel.set()
+                    for c in pending:
+                        finish(WellResult(c.well, "cancelled", "cancelled before it started"))
+                    pending.clear()
+                for slot in slots:
+                    if slot.well is None and pending:
+                        c = pending.pop(0)
+                        slot.well, slot.started = c.well, time.monotonic()
+                        attempts[c.well] += 1
+                        slot.tasks.put(c)
+                self._drain(results_q, slots, emit, finish)
+                for i, slot in enumerate(slots):
+                    if slot.well is None:
+                        continue
+                    ctx_w = by_well[slot.well]
+                    if ctx_w.timeout_s and time.monotonic() - slot.started > ctx_w.timeout_s + 1.0:
+                        slot.process.kill()
+                        slot.process.join()
+                        finish(WellResult(slot.well, "failed",
+                                          f"well {slot.well} exceeded the per-well timeout of "
+                                          f"{ctx_w.timeout_s:g} s; its worker was stopped"))
+                        slots[i] = start_slot()
+                    elif not slot.process.is_alive():
+                        self._drain(results_q, slots, emit, finish)
+                        if slot.well is None:  # its result arrived after all
+                            slots[i] = start_slot()
+                            continue
+                        code = slot.process.exitcode
+                        why = (f"its worker process died (exit code {code}"
+                               + (", killed by a signal, e.g. the out-of-memory killer)" if code and code < 0 else ")"))
+                        if attempts[slot.well] <= self.retries and not cancel.is_set():
+                            logger.warning("well %s: %s; retrying", slot.well, why)
+                            pending.insert(0, by_well[slot.well])
+                        else:
+                            finish(WellResult(slot.well, "failed", f"well {slot.well}: {why}"))
+                        slots[i] = start_slot()
+        finally:
+            for slot in slots:
+                if slot.process.is_alive():
+                    slot.tasks.put(None)
+            for slot in slots:
+                slot.process.join(timeout=5)
+                if slot.process.is_alive():
+                    slot.process.kill()
+            results_q.close()
+        return results
+
+    @staticmethod
+    def _drain(results_q: Any, slots: list[_Slot], emit: Emit, finish: Callable[[WellResult], None]) -> None:
+        deadline = time.monotonic() + POLL_S
+        while True:
+            try:
+                msg = results_q.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return
+            kind = msg[0]
+            if kind == "start":
+                emit(WellStarted(msg[1]))
+            elif kind == "event":
+                emit(msg[1])
+            elif kind == "result":
+                for slot in slots:
+                    if slot.well == msg[1]:
+                        slot.well = None
+                finish(msg[2])
+
+
+class ThreadExecutor:
+    """Run wells in a thread pool (one process; handy for debugging)."""
+
+    name = "threads"
+
+    def run(
+        self,
+        contexts: list[ProcessingContext],
+        *,
+        max_workers: int,
+        emit: Emit,
+        cancel_event: threading.Event,
+    ) -> dict[str, WellResult]:
+        """Run every context; return ``{well: WellResult}``."""
+        events: queue.Queue[Any] = queue.Queue()
+        results: dict[str, WellResult] = {}
+
+        def task(c: ProcessingContext) -> WellResult:
+            if cancel_event.is_set():
+                return WellResult(c.well, "cancelled", "cancelled before it started")
+            events.put(WellStarted(c.well))
+            return execute_well(c, emit=events.put, is_cancelled=cancel_event.is_set)
+
+        with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+            futures = {pool.submit(task, c) for c in contexts}
+            while futures:
+                done, futures = wait(futures, timeout=POLL_S, return_when=FIRST_COMPLETED)
+                while not events.empty():
+                    emit(events.get_nowait())
+                for f in done:
+                    r = f.result()
+                    results[r.well] = r
+                    emit(_finish_event(r))
+        while not events.empty():
+            emit(events.get_nowait())
+        return results
+
+
+def get_executor(name: str, **options: Any) -> Any:
+    """Return the executor called ``name`` (``processes``, ``threads`` or ``dask``)."""
+    if name == "processes":
+        return ProcessExecutor(**options)
+    if name == "threads":
+        return ThreadExecutor()
+    if name == "dask":
+        from .dask_executor import DaskExecutor  # optional dependency
+
+        return DaskExecutor(**options)
+    raise ValueError(f"unknown executor {name!r}; use 'processes', 'threads' or 'dask'")

@@ -1,0 +1,151 @@
+"""One plate run: lock the output, skip completed wells, run the rest, finish the plate.
+
+The main process owns the plate-level metadata: it lists a well in the plate only
+after the well has been written completely, combines per-well tables into plate
+tables at the end and records provenance (pipeline as data, versions, input).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .context import OutputPlan, ProcessingContext
+from .errors import OutputLocationError
+from .events import WellFinished
+from .execution import get_executor
+from .results import WellResult
+from .steps import FunctionStep
+
+if TYPE_CHECKING:
+    from .orchestrator import PipelineOrchestrator
+
+logger = logging.getLogger(__name__)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("napari-openhcs", "numpy", "scipy", "scikit-image", "zarr", "tifffile"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def provenance(orch: PipelineOrchestrator, steps: list[FunctionStep], output: OutputPlan) -> dict[str, Any]:
+    """Return the provenance record stored in the output plate's attributes."""
+    from .pipeline_io import PipelineFileError, pipeline_to_data
+
+    plate = orch.plate
+    assert plate is not None
+    try:
+        pipeline: Any = pipeline_to_data(steps)
+    except PipelineFileError:
+        pipeline = {"unregistered": [repr(s) for s in steps]}
+    return {
+        "pipeline": pipeline,
+        "pipeline_hash": output.pipeline_hash,
+        "versions": _versions(),
+        "input": {
+            "path": str(Path(plate.root).resolve()),
+            "name": plate.name,
+            "microscope": plate.microscope,
+            "source": plate.source,
+            "wells": len(plate.wells),
+        },
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _plate_writers(output: OutputPlan, attributes: dict[str, Any]) -> list[Any]:
+    from ..io import HCSPlateWriter
+
+    paths = [output.plate_path, *output.step_plates.values()]
+    writers = []
+    for path in paths:
+        w = HCSPlateWriter(Path(path), plate_name=output.plate_name, rows=output.rows,
+                           columns=output.columns, attributes={"napari_openhcs": attributes})
+        w.create(overwrite=False)
+        writers.append(w)
+    return writers
+
+
+def _combine_tables(output: OutputPlan) -> None:
+    from ..io import combine_well_tables
+
+    if not output.tables_dir.is_dir():
+        return
+    for folder in sorted(p for p in output.tables_dir.iterdir() if p.is_dir()):
+        if any(folder.glob("*.csv")):
+            combine_well_tables(folder, folder.name)
+
+
+def run_plate(
+    orch: PipelineOrchestrator,
+    steps: list[FunctionStep],
+    contexts: dict[str, ProcessingContext],
+    *,
+    workers: int,
+    emit: Callable[[Any], None],
+    cancel: Any,
+    executor: str | Any,
+) -> dict[str, WellResult]:
+    """Run ``contexts`` and finish the output plate; see the module docstring."""
+    from ..io import OutputLock
+
+    if not contexts:
+        return {}
+    output = next(iter(contexts.values())).output
+    try:
+        output.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputLocationError(f"cannot create output folder {output.output_dir}: {exc}") from None
+    with OutputLock(output.output_dir):
+        writers = _plate_writers(output, provenance(orch, steps, output))
+        main = writers[0]
+        done = main.completed_wells()
+        results: dict[str, WellResult] = {}
+        completed: list[str] = []
+        to_run: list[ProcessingContext] = []
+        for well, ctx in contexts.items():
+            record = (done.get(well) or {}).get("napari_openhcs", {})
+            if well in done and not orch.config.overwrite and record.get("pipeline_hash") == output.pipeline_hash:
+                results[well] = WellResult(well, "skipped", None, {}, {"image": f"{output.plate_path}/{well}"},
+                                           ("already complete for this pipeline",))
+                continue
+            if well in done:
+                logger.info("well %s: recomputing (%s)", well,
+                            "overwrite" if orch.config.overwrite else "different pipeline")
+                for w in writers:
+                    w.remove_well(well)
+            to_run.append(ctx)
+        completed = [w for w in done if w not in {c.well for c in to_run}]
+        for well in results:
+            emit(WellFinished(well, results[well]))
+
+        def on_event(event: Any) -> None:
+            if isinstance(event, WellFinished) and event.result.status == "done":
+                completed.append(event.well)
+                for w in writers:
+                    try:
+                        w.register_completed_wells(sorted(set(completed)))
+                    except Exception:  # the final registration below retries
+                        logger.exception("could not update plate metadata of %s", w.path)
+            emit(event)
+
+        runner = get_executor(executor) if isinstance(executor, str) else executor
+        results.update(runner.run(to_run, max_workers=workers, emit=on_event, cancel_event=cancel))
+        for w in writers:
+            w.register_completed_wells(sorted(set(completed)))
+        _combine_tables(output)
+    failed = [w for w, r in results.items() if r.status == "failed"]
+    if failed:
+        logger.warning("%d of %d wells failed: %s", len(failed), len(results), ", ".join(sorted(failed)))
+    return results

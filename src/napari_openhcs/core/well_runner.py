@@ -1,0 +1,291 @@
+"""Run a compiled pipeline on one well: read, apply each step, write.
+
+The same code serves the plate run (worker process or thread, results written to
+the output plate) and the napari preview (intermediates kept in memory, nothing
+written). :func:`execute_well` never raises: a failure becomes a failed
+:class:`WellResult` naming the step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..microscopes.io_readers import read_record
+from .components import Component
+from .context import BoundCall, ProcessingContext, StepPlan, WellInput
+from .errors import StepExecutionError, WellCancelledError
+from .events import StepFinished
+from .memory_types import to_memory_type
+from .results import WellResult
+from .well_state import (
+    AXIS_POS,
+    SpecialStore,
+    WellState,
+    group_images,
+    special_key,
+    stack_images,
+)
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[Any], None]
+IsCancelled = Callable[[], bool]
+
+
+@dataclass
+class WellRun:
+    """In-memory outcome of running steps on a well (used by preview and writers)."""
+
+    final: WellState | None
+    specials: SpecialStore
+    intermediates: list[WellState] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    failed_step: int | None = None
+    error: str | None = None
+
+
+def read_well(inputs: WellInput) -> WellState:
+    """Read every raw image of a well into memory.
+
+    Raises
+    ------
+    StepExecutionError
+        If the well has missing images (listed) or a file cannot be read (named).
+    """
+    if inputs.missing:
+        raise StepExecutionError(
+            f"well {inputs.well} has missing images: " + "; ".join(inputs.missing)
+        )
+    if not inputs.records:
+        raise StepExecutionError(f"well {inputs.well} has no images")
+    images: dict[tuple[int, int, int, int], np.ndarray] = {}
+    for rec in inputs.records:
+        data = read_record(inputs, rec)  # type: ignore[arg-type]
+        if data.shape != tuple(inputs.image_shape):
+            raise StepExecutionError(
+                f"{rec.path}: image is {data.shape[1]}x{data.shape[0]} px but the plate's images "
+                f"are {inputs.image_shape[1]}x{inputs.image_shape[0]} px"
+            )
+        images[(rec.site, rec.channel, rec.z, rec.t)] = data
+    return WellState(images)
+
+
+def _metadata_value(name: str, inputs: WellInput, keys: list[tuple[int, int, int, int]]) -> Any:
+    if name == "pixel_size":
+        return inputs.pixel_size_um
+    if name == "grid_dimensions":
+        return inputs.site_grid
+    if name == "channel_names":
+        return tuple(inputs.channel_names.get(k[1], f"w{k[1]}") for k in keys)
+    if name == "site_positions":
+        if not inputs.site_positions_um or not inputs.pixel_size_um:
+            return None
+        try:
+            pos = [inputs.site_positions_um[k[0]] for k in keys]
+        except KeyError:
+            return None
+        return np.asarray(pos, dtype=np.float64) / float(inputs.pixel_size_um)
+    raise KeyError(name)
+
+
+def _check_output(out: Any, call: BoundCall, n_in: int) -> np.ndarray:
+    arr = out
+    if hasattr(arr, "get") and not isinstance(arr, np.ndarray) and type(arr).__module__.startswith("cupy"):
+        arr = arr.get()
+    arr = np.asarray(arr) if not isinstance(arr, np.ndarray) else arr
+    if arr.ndim == 2:
+        arr = arr[np.newaxis]
+    if arr.ndim != 3:
+        raise StepExecutionError(
+            f"{call.name}() returned an array of shape {arr.shape}; expected a (N, Y, X) stack"
+        )
+    if arr.shape[0] not in (n_in, 1):
+        raise StepExecutionError(
+            f"{call.name}() returned {arr.shape[0]} slices for {n_in} input slices; a step "
+            f"must return as many slices as it was given, or one"
+        )
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise StepExecutionError(f"{call.name}() returned an array of dtype {arr.dtype}; expected numbers")
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise StepExecutionError(f"{call.name}() returned {bad} NaN or infinite values")
+    return arr
+
+
+def apply_calls(
+    calls: tuple[BoundCall, ...],
+    stack: np.ndarray,
+    group: dict[Component, int],
+    keys: list[tuple[int, int, int, int]],
+    inputs: WellInput,
+    specials: SpecialStore,
+    collapsed: frozenset[Component],
+    device: str,
+) -> np.ndarray:
+    """Apply a chain of calls to one group's stack, storing its special outputs."""
+    for call in calls:
+        kwargs = dict(call.kwargs)
+        for name in call.special_inputs:
+            kwargs[name] = specials.get(name, group)
+        for name in call.metadata_inputs:
+            kwargs[name] = _metadata_value(name, inputs, keys)
+        data = to_memory_type(stack, call.memory_type, device)
+        out = call.func(data, **kwargs)
+        if call.special_outputs:
+            if not isinstance(out, tuple) or len(out) != 1 + len(call.special_outputs):
+                raise StepExecutionError(
+                    f"{call.name}() declares special outputs {list(call.special_outputs)} and must "
+                    f"return (stack, {', '.join(call.special_outputs)}); got {type(out).__name__}"
+                )
+            out, *extras = out
+            for sname, value in zip(call.special_outputs, extras):
+                specials.put(sname, special_key(group, collapsed), value)
+        elif isinstance(out, tuple):
+            raise StepExecutionError(f"{call.name}() returned a tuple but declares no special outputs")
+        stack = _check_output(out, call, stack.shape[0])
+    return stack
+
+
+def run_step(
+    plan: StepPlan, state: WellState, inputs: WellInput, specials: SpecialStore, device: str = "cpu"
+) -> WellState:
+    """Apply one step to a well's state and return the new state."""
+    variable = plan.variable_components
+    new_images: dict[tuple[int, int, int, int], np.ndarray] = {}
+    collapsed = set(state.collapsed)
+    collapsed_channels = state.collapsed_channels
+    for group, keys in group_images(state, variable):
+        if plan.by_group is not None:
+            gval = group.get(plan.group_by) if plan.group_by else None
+            calls = plan.by_group.get(str(gval)) if gval is not None else None
+            if calls is None:  # dict pattern without an entry: passed through unchanged
+                for k in keys:
+                    new_images[k] = state.images[k]
+                continue
+        else:
+            calls = plan.calls
+        stack = stack_images(state, keys)
+        out = apply_calls(calls, stack, group, keys, inputs, specials,
+                          frozenset(collapsed), device)
+        if out.shape[0] == len(keys):
+            for k, img in zip(keys, out):
+                new_images[k] = img
+        else:
+            new_images[keys[0]] = out[0]
+            if len(keys) > 1:
+                for c in variable:
+                    if len({k[AXIS_POS[c]] for k in keys}) > 1:
+                        collapsed.add(c)
+                        if c is Component.CHANNEL:
+                            collapsed_channels = tuple(sorted({k[1] for k in keys}))
+    return WellState(new_images, frozenset(collapsed), collapsed_channels)
+
+
+def run_steps(
+    context: ProcessingContext,
+    *,
+    raw: WellState | None = None,
+    start_step: int = 0,
+    start_state: WellState | None = None,
+    specials: SpecialStore | None = None,
+    keep_intermediates: bool = False,
+    on_step: Callable[[StepPlan, WellState, float], None] | None = None,
+    is_cancelled: IsCancelled | None = None,
+) -> WellRun:
+    """Run the steps of ``context`` from ``start_step`` on; raise on the first failure.
+
+    ``on_step(plan, state, seconds)`` is called after each step (e.g. to write a
+    materialized step's output, or to emit progress).
+    """
+    specials = specials if specials is not None else SpecialStore()
+    timings: dict[str, float] = {}
+    if raw is None:
+        t0 = time.perf_counter()
+        raw = read_well(context.inputs)
+        timings["read"] = time.perf_counter() - t0
+    state = start_state if start_state is not None else raw
+    run = WellRun(None, specials, timings=timings)
+    last_raw_use = max((p.index for p in context.steps if p.from_pipeline_start), default=0)
+    for plan in context.steps[start_step:]:
+        if is_cancelled is not None and is_cancelled():
+            raise WellCancelledError(f"well {context.well} cancelled before step {plan.index + 1}")
+        source = raw if plan.from_pipeline_start else state
+        t0 = time.perf_counter()
+        try:
+            state = run_step(plan, source, context.inputs, specials, context.device)
+        except WellCancelledError:
+            raise
+        except Exception as exc:
+            run.failed_step = plan.index
+            raise StepExecutionError(
+                f"step {plan.index + 1} '{plan.name}' failed on well {context.well}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        elapsed = time.perf_counter() - t0
+        timings[plan.name] = timings.get(plan.name, 0.0) + elapsed
+        if keep_intermediates:
+            run.intermediates.append(state)
+        if on_step is not None:
+            on_step(plan, state, elapsed)
+        if plan.index >= last_raw_use and not keep_intermediates:
+            raw = None  # type: ignore[assignment]  # free the raw images once no step needs them
+    run.final = state
+    return run
+
+
+def execute_well(
+    context: ProcessingContext,
+    emit: Emit | None = None,
+    is_cancelled: IsCancelled | None = None,
+) -> WellResult:
+    """Run one well end to end and write its outputs; never raises.
+
+    Returns
+    -------
+    WellResult
+        ``done``, ``failed`` (with the step and reason) or ``cancelled``.
+    """
+    from .well_output import WellWriter
+
+    t_start = time.perf_counter()
+    writer = WellWriter(context)
+    deadline = t_start + context.timeout_s if context.timeout_s else None
+
+    def cancelled() -> bool:
+        if deadline is not None and time.perf_counter() > deadline:
+            raise StepExecutionError(
+                f"well {context.well} exceeded the per-well timeout of {context.timeout_s:g} s"
+            )
+        return bool(is_cancelled and is_cancelled())
+
+    def on_step(plan: StepPlan, state: WellState, elapsed: float) -> None:
+        if plan.output != "memory" and plan.index != len(context.steps) - 1:
+            writer.write_step(plan, state)
+        if emit is not None:
+            emit(StepFinished(context.well, plan.index, plan.name, elapsed))
+
+    try:
+        run = run_steps(context, on_step=on_step, is_cancelled=cancelled)
+        if cancelled():
+            raise WellCancelledError(f"well {context.well} cancelled before writing")
+        t0 = time.perf_counter()
+        outputs = writer.write_final(run.final, run.specials)  # type: ignore[arg-type]
+        run.timings["write"] = time.perf_counter() - t0 + writer.step_write_seconds
+        run.timings["total"] = time.perf_counter() - t_start
+        return WellResult(context.well, "done", None, run.timings, outputs)
+    except WellCancelledError as exc:
+        writer.discard()
+        return WellResult(context.well, "cancelled", str(exc),
+                          {"total": time.perf_counter() - t_start})
+    except Exception as exc:
+        writer.discard()
+        msg = str(exc) if isinstance(exc, StepExecutionError) else f"{type(exc).__name__}: {exc}"
+        logger.debug("well %s failed:\n%s", context.well, traceback.format_exc())
+        return WellResult(context.well, "failed", msg, {"total": time.perf_counter() - t_start})

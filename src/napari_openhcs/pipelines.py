@@ -1,0 +1,45 @@
+"""Ready-made pipelines: the reference HCS workload (the demo's default pipeline)."""
+
+from __future__ import annotations
+
+from .core.components import GroupBy, VariableComponents
+from .core.steps import FunctionStep, InputSource
+
+
+def _f(name: str):  # noqa: ANN202
+    from .functions.registry import get_function
+
+    return get_function(name).func
+
+
+def stitching_pipeline(low: float = 0.5, high: float = 99.5) -> list[FunctionStep]:
+    """Normalize, find tile positions on a channel composite, assemble every channel and z.
+
+    normalize (per channel and z, a well's tiles together) → mean of the channels →
+    max over z → tile positions (phase correlation) → normalize the raw tiles again →
+    assemble every channel and z with those positions (linear blend) → max over z.
+    """
+    norm = (_f("percentile_normalize"), {"low": low, "high": high})
+    return [
+        FunctionStep(func=norm, name="normalize", variable_components=[VariableComponents.SITE],
+                     group_by=GroupBy.CHANNEL),
+        FunctionStep(func=_f("composite"), name="channel composite",
+                     variable_components=[VariableComponents.CHANNEL], group_by=GroupBy.NONE),
+        FunctionStep(func=_f("max_projection"), name="max over z",
+                     variable_components=[VariableComponents.Z_INDEX]),
+        FunctionStep(func=_f("compute_tile_positions"), name="tile positions",
+                     variable_components=[VariableComponents.SITE]),
+        FunctionStep(func=norm, name="normalize raw tiles", variable_components=[VariableComponents.SITE],
+                     input_source=InputSource.PIPELINE_START),
+        FunctionStep(func=_f("assemble_tiles"), name="assemble", variable_components=[VariableComponents.SITE]),
+        FunctionStep(func=_f("max_projection"), name="max over z (stitched)",
+                     variable_components=[VariableComponents.Z_INDEX]),
+    ]
+
+
+def reference_pipeline() -> list[FunctionStep]:
+    """The reference workload: :func:`stitching_pipeline` then nuclei counts per well."""
+    steps = stitching_pipeline()
+    steps.append(FunctionStep(func={"1": _f("count_nuclei")}, name="count nuclei",
+                              variable_components=[VariableComponents.SITE], group_by=GroupBy.CHANNEL))
+    return steps
