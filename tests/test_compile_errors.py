@@ -45,7 +45,7 @@ def test_dict_keys_accept_channel_names(orch) -> None:
 
 
 def test_special_input_without_producer(orch) -> None:
-    with pytest.raises(PipelineCompileError, match=r"special input 'offsets' has no producer"):
+    with pytest.raises(PipelineCompileError, match=r"special input .offsets. of shift_by_offsets\(\) has no producer"):
         orch.compile_pipelines([FunctionStep(func=shift_by_offsets)])
     orch.compile_pipelines([FunctionStep(func=site_offsets), FunctionStep(func=shift_by_offsets)])
 

@@ -84,7 +84,7 @@ def _combine_tables(output: OutputPlan) -> None:
         return
     for folder in sorted(p for p in output.tables_dir.iterdir() if p.is_dir()):
         if any(folder.glob("*.csv")):
-            combine_well_tables(folder, folder.name)
+            combine_well_tables(output.tables_dir, folder.name)
 
 
 def run_plate(

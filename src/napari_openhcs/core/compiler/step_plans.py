@@ -167,12 +167,19 @@ def compile_step_plans(steps: list[FunctionStep], plate: Plate) -> tuple[StepPla
             all_calls = list(chain)
         sins = tuple(dict.fromkeys(s for c in all_calls for s in c.special_inputs))
         souts = tuple(dict.fromkeys(s for c in all_calls for s in c.special_outputs))
-        for sin in sins:
-            if sin not in produced:
-                problems.append(
-                    f"{label}: special input {sin!r} has no producer; an earlier step must "
-                    f"output {sin!r} (produced so far: {', '.join(produced) or 'nothing'})"
-                )
+        chains = [calls] if by_group is None else list(by_group.values())
+        for chain in chains:
+            available = set(produced)
+            for call in chain:  # a chain may consume what an earlier call of it produced
+                for sin in call.special_inputs:
+                    if sin not in available:
+                        problems.append(
+                            f"{label}: special input {sin!r} of {call.name}() has no producer; an "
+                            f"earlier step must output {sin!r} (produced so far: "
+                            f"{', '.join(sorted(available)) or 'nothing'})"
+                        )
+                        available.add(sin)
+                available.update(call.special_outputs)
         for sout in souts:
             produced.setdefault(sout, step.name or "")
         plans.append(
