@@ -1,0 +1,94 @@
+"""Resolution pyramids: 2× downsampling of the last two axes (y, x)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+#: Stop adding levels once the smaller side of a level is below this many pixels.
+MIN_LEVEL_SIDE = 256
+#: Never write more levels than this (level 0 included).
+MAX_LEVELS = 5
+
+Downsample = Literal["mean", "nearest"]
+
+
+def level_shapes(
+    yx: tuple[int, int], *, min_side: int = MIN_LEVEL_SIDE, max_levels: int = MAX_LEVELS
+) -> list[tuple[int, int]]:
+    """Return the ``(Y, X)`` shape of every pyramid level, level 0 first.
+
+    A new level (half the size, rounded up) is added while the smaller side of
+    the last level is at least ``min_side`` and fewer than ``max_levels`` exist.
+
+    Examples
+    --------
+    >>> level_shapes((300, 500))
+    [(300, 500), (150, 250)]
+    >>> level_shapes((200, 2000))
+    [(200, 2000)]
+    """
+    shapes = [(int(yx[0]), int(yx[1]))]
+    while len(shapes) < max_levels and min(shapes[-1]) >= min_side:
+        y, x = shapes[-1]
+        shapes.append(((y + 1) // 2, (x + 1) // 2))
+    return shapes
+
+
+def downsample_2x(image: np.ndarray, *, method: Downsample = "mean") -> np.ndarray:
+    """Halve the last two axes of ``image`` (odd sizes round up).
+
+    Parameters
+    ----------
+    image
+        Array of 2 or more dimensions; the last two are (y, x).
+    method
+        ``"mean"`` averages 2×2 blocks (intensity images; integer results are
+        rounded to the nearest value), ``"nearest"`` keeps every second pixel
+        (label images, where averaging would invent labels).
+
+    Returns
+    -------
+    np.ndarray
+        Same dtype as ``image``, shape ``(..., ceil(Y/2), ceil(X/2))``.
+    """
+    if method == "nearest":
+        return np.ascontiguousarray(image[..., ::2, ::2])
+    if method != "mean":
+        raise ValueError(f"unknown downsampling method {method!r}; use 'mean' or 'nearest'")
+    y, x = image.shape[-2:]
+    pad = [(0, 0)] * (image.ndim - 2) + [(0, y % 2), (0, x % 2)]
+    if y % 2 or x % 2:
+        image = np.pad(image, pad, mode="edge")
+    lead = image.shape[:-2]
+    blocks = image.reshape(*lead, (y + 1) // 2, 2, (x + 1) // 2, 2)
+    if np.issubdtype(image.dtype, np.integer) or image.dtype == np.bool_:
+        acc = blocks.sum(axis=(-3, -1), dtype=np.int64)
+        out = (acc + 2) // 4  # round half up
+        return out.astype(image.dtype)
+    acc_dtype = np.float64 if image.dtype == np.float64 else np.float32
+    return blocks.mean(axis=(-3, -1), dtype=acc_dtype).astype(image.dtype)
+
+
+def build_pyramid(
+    image: np.ndarray,
+    *,
+    method: Downsample = "mean",
+    min_side: int = MIN_LEVEL_SIDE,
+    max_levels: int = MAX_LEVELS,
+) -> list[np.ndarray]:
+    """Return ``[image, image/2, image/4, ...]`` following :func:`level_shapes`.
+
+    Each level is computed plane by plane from the previous one, so the extra
+    memory is about one third of ``image``.
+    """
+    shapes = level_shapes(image.shape[-2:], min_side=min_side, max_levels=max_levels)
+    levels = [image]
+    for _ in shapes[1:]:
+        prev = levels[-1]
+        lead = prev.shape[:-2]
+        flat = prev.reshape(-1, *prev.shape[-2:])
+        planes = [downsample_2x(plane, method=method) for plane in flat]
+        levels.append(np.stack(planes).reshape(*lead, *planes[0].shape))
+    return levels

@@ -1,0 +1,148 @@
+"""Writing one well's Zarr tree (fields, pyramids, metadata) and moving it into place."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _ngff
+from ._ngff import OutputChannel
+from ._pyramid import Downsample, build_pyramid
+
+logger = logging.getLogger(__name__)
+
+#: zstd level inside Blosc (byte shuffle).
+CLEVEL = 5
+
+
+def check_fields(
+    well: str, fields: Sequence[np.ndarray], channels: Sequence[OutputChannel]
+) -> list[np.ndarray]:
+    """Return ``fields`` as numpy arrays after checking they can form one well.
+
+    Raises
+    ------
+    ValueError
+        No fields, an array that is not 5-D, fields of different shapes or
+        dtypes, or a channel count that does not match ``C``.
+    """
+    if len(fields) == 0:
+        raise ValueError(f"well {well}: no fields to write")
+    arrays = [np.asarray(f) for f in fields]
+    first = arrays[0]
+    for i, arr in enumerate(arrays):
+        if arr.ndim != 5:
+            raise ValueError(
+                f"well {well}, field {i}: expected a 5-D (T, C, Z, Y, X) array, got shape {arr.shape}"
+            )
+        if arr.shape != first.shape or arr.dtype != first.dtype:
+            raise ValueError(
+                f"well {well}: all fields must have one shape and dtype; field 0 is "
+                f"{first.shape} {first.dtype}, field {i} is {arr.shape} {arr.dtype}"
+            )
+    if len(channels) != first.shape[1]:
+        raise ValueError(f"well {well}: {len(channels)} channels given for arrays with C = {first.shape[1]}")
+    return arrays
+
+
+def write_well_tree(
+    folder: Path,
+    well: str,
+    arrays: Sequence[np.ndarray],
+    channels: Sequence[OutputChannel],
+    *,
+    pixel_size_um: float | None,
+    z_spacing_um: float | None,
+    time_interval_s: float | None,
+    downsample: Downsample,
+    record: dict[str, Any],
+    chunk_yx: int,
+) -> None:
+    """Write a complete well group (fields, pyramids, metadata) into ``folder``.
+
+    ``folder`` is a temporary location; the caller renames it into the plate.
+    """
+    import zarr
+    from zarr.codecs import BloscCodec
+
+    from ._store import GuardedLocalStore
+
+    store = GuardedLocalStore(folder)
+    try:
+        group = zarr.open_group(
+            store, mode="w", zarr_format=3, attributes=_ngff.well_attributes(len(arrays), record)
+        )
+        compressor = BloscCodec(cname="zstd", clevel=CLEVEL, shuffle="shuffle")
+        for i, data in enumerate(arrays):
+            levels = build_pyramid(data, method=downsample)
+            windows = [_ngff.channel_window(data[:, c]) for c in range(data.shape[1])]
+            meta = _ngff.multiscales(
+                name=f"{well}/{i}",
+                n_levels=len(levels),
+                pixel_size_um=pixel_size_um,
+                z_spacing_um=z_spacing_um,
+                time_interval_s=time_interval_s,
+                downsample=downsample,
+            )
+            attrs = _ngff.image_attributes(meta, _ngff.omero(channels, windows, n_z=data.shape[2]))
+            field = group.create_group(str(i), attributes=attrs)
+            for level, arr in enumerate(levels):
+                y, x = arr.shape[-2:]
+                out = field.create_array(
+                    str(level),
+                    shape=arr.shape,
+                    dtype=arr.dtype,
+                    chunks=(1, 1, 1, min(y, chunk_yx), min(x, chunk_yx)),
+                    compressors=compressor,
+                    dimension_names=list(_ngff.AXIS_NAMES),
+                    fill_value=0,
+                )
+                out[...] = arr
+    except BaseException:
+        store.stop_writes()  # zarr may still be writing other chunks of the failed array
+        raise
+
+
+def remove_path(path: Path) -> None:
+    """Delete a file or a folder tree (no error if absent)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def move_into_place(tmp: Path, final: Path, plate: Path) -> None:
+    """Rename ``tmp`` to ``final``; an existing ``final`` is moved aside first.
+
+    While an existing well is replaced, there is a moment with no well at
+    ``final``, but never a partial one.
+    """
+    try:
+        os.rename(tmp, final)
+        return
+    except OSError as exc:
+        if not final.exists():
+            raise
+        logger.info("replacing existing well %s (%s)", final, exc.strerror)
+    trash = plate / f".trash-{uuid.uuid4().hex}"
+    os.rename(final, trash)
+    os.rename(tmp, final)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def fsync_tree(root: Path) -> None:
+    """``fsync`` every file and folder under ``root``."""
+    for dirpath, _, files in os.walk(root):
+        for name in [*files, "."]:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
