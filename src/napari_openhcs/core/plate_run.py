@@ -115,7 +115,7 @@ def run_plate(
         completed: list[str] = []
         to_run: list[ProcessingContext] = []
         for well, ctx in contexts.items():
-            record = (done.get(well) or {}).get("napari_openhcs", {})
+            record = done.get(well) or {}
             if well in done and not orch.config.overwrite and record.get("pipeline_hash") == output.pipeline_hash:
                 results[well] = WellResult(well, "skipped", None, {}, {"image": f"{output.plate_path}/{well}"},
                                            ("already complete for this pipeline",))

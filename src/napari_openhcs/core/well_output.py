@@ -120,8 +120,7 @@ class WellWriter:
         writer.write_well(
             ctx.well, fields, channels=channels, pixel_size_um=ctx.inputs.pixel_size_um,
             z_spacing_um=zsp,
-            well_attributes={"napari_openhcs": {"pipeline_hash": ctx.output.pipeline_hash,
-                                                "completed_at": time.time()}},
+            well_attributes={"pipeline_hash": ctx.output.pipeline_hash},
         )
 
     def write_step(self, plan: StepPlan, state: WellState) -> None:
