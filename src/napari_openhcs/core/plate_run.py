@@ -71,7 +71,7 @@ def _plate_writers(output: OutputPlan, attributes: dict[str, Any]) -> list[Any]:
     writers = []
     for path in paths:
         w = HCSPlateWriter(Path(path), plate_name=output.plate_name, rows=output.rows,
-                           columns=output.columns, attributes={"napari_openhcs": attributes})
+                           columns=output.columns, attributes=attributes)
         w.create(overwrite=False)
         writers.append(w)
     return writers

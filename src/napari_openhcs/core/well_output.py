@@ -121,6 +121,8 @@ class WellWriter:
             ctx.well, fields, channels=channels, pixel_size_um=ctx.inputs.pixel_size_um,
             z_spacing_um=zsp,
             well_attributes={"pipeline_hash": ctx.output.pipeline_hash},
+            # signed integers are label images: keep labels intact in the pyramid
+            downsample="nearest" if fields and np.issubdtype(fields[0].dtype, np.signedinteger) else "mean",
         )
 
     def write_step(self, plan: StepPlan, state: WellState) -> None:
