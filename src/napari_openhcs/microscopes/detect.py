@@ -5,7 +5,9 @@ Each handler module in :data:`HANDLER_MODULES` exposes
 - ``NAME``: the format name (``"imagexpress"``, ...),
 - ``LOOKS_FOR``: a one-line description of what detection looks for,
 - ``detect(root: Path) -> bool``: cheap check on metadata files and file names,
-- ``open_plate(root: Path, source: str = "planes") -> Plate``.
+- ``open_plate(root: Path, source: str = "planes") -> Plate``,
+- optionally ``explain(root: Path) -> str | None``: a hint added to the "no known plate
+  layout" error when the folder is close to the format but not readable.
 """
 
 from __future__ import annotations
@@ -78,7 +80,21 @@ def detect_microscope(path: str | Path) -> str:
         if mod.detect(root):
             return str(mod.NAME)
     looked = "\n".join(f"  - {m.NAME}: {m.LOOKS_FOR}" for m in handlers)
-    raise PlateFormatError(f"no known plate layout found in {root}. Looked for:\n{looked}")
+    hints = [hint for m in handlers if (hint := _explain(m, root))]
+    message = f"no known plate layout found in {root}. Looked for:\n{looked}"
+    raise PlateFormatError("\n".join([message, *hints]))
+
+
+def _explain(mod: ModuleType, root: Path) -> str | None:
+    """Return a handler's optional hint about ``root`` (never raises)."""
+    explain = getattr(mod, "explain", None)
+    if explain is None:
+        return None
+    try:
+        return explain(root)
+    except Exception:  # a hint must never hide the real error
+        logger.debug("%s.explain failed on %s", mod.NAME, root, exc_info=True)
+        return None
 
 
 def open_plate(path: str | Path, microscope: str | None = None, source: str = "planes") -> Plate:
