@@ -29,6 +29,21 @@ class PipelineFileError(ValueError):
     """A pipeline file is malformed, names an unknown function or has wrong types."""
 
 
+class _PipelineLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also refuses aliases (``*name``).
+
+    Pipelines never need them, and nested aliases expand exponentially (a few
+    hundred bytes of "billion laughs" would otherwise exhaust memory and time).
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases (*name) are not allowed in pipeline files", event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def _call_to_data(func: Any, kwargs: Mapping[str, Any], where: str) -> dict[str, Any]:
     from ..functions.registry import registered_name
 
@@ -86,6 +101,9 @@ def pipeline_to_data(steps: list[FunctionStep], name: str = "pipeline") -> dict[
 def _data_to_pattern(d: Mapping[str, Any], where: str) -> Any:
     from ..functions.registry import get_function
 
+    if not isinstance(d, Mapping):
+        raise PipelineFileError(
+            f"{where}: must be a mapping with 'function', 'chain' or 'per_group', got {d!r}")
     if "per_group" in d:
         groups = d["per_group"]
         if not isinstance(groups, Mapping):
@@ -96,7 +114,7 @@ def _data_to_pattern(d: Mapping[str, Any], where: str) -> Any:
         if not isinstance(chain, list) or not chain:
             raise PipelineFileError(f"{where}: 'chain' must be a non-empty list")
         return [_data_to_pattern(c, f"{where} chain item {i + 1}") for i, c in enumerate(chain)]
-    if not isinstance(d, Mapping) or "function" not in d:
+    if "function" not in d:
         raise PipelineFileError(f"{where}: needs 'function', 'chain' or 'per_group'")
     fname = d["function"]
     if not isinstance(fname, str):
@@ -121,12 +139,28 @@ def _check_kwarg_types(info: Any, kwargs: Mapping[str, Any], where: str) -> None
         ann = spec.annotation
         if ann in (int, float) and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise PipelineFileError(f"{where}: argument {key!r} must be a number, got {value!r}")
+        if ann is int and isinstance(value, float) and not value.is_integer():
+            raise PipelineFileError(f"{where}: argument {key!r} must be a whole number, got {value!r}")
         if ann is bool and not isinstance(value, bool):
             raise PipelineFileError(f"{where}: argument {key!r} must be true/false, got {value!r}")
         if ann is str and not isinstance(value, str):
             raise PipelineFileError(f"{where}: argument {key!r} must be text, got {value!r}")
         if spec.choices and value not in spec.choices:
             raise PipelineFileError(f"{where}: argument {key!r} must be one of {list(spec.choices)}, got {value!r}")
+
+
+def _check_step_field_types(d: Mapping[str, Any], where: str) -> None:
+    """Refuse step fields of the wrong type (``enabled: "no"`` must not read as true)."""
+    for key in ("materialize", "enabled"):
+        if key in d and not isinstance(d[key], bool):
+            raise PipelineFileError(f"{where}: {key!r} must be true or false, got {d[key]!r}")
+    for key in ("name", "group_by", "input_source", "backend"):
+        if key in d and d[key] is not None and not isinstance(d[key], str):
+            raise PipelineFileError(f"{where}: {key!r} must be text, got {d[key]!r}")
+    comps = d.get("variable_components", [])
+    comps = [comps] if isinstance(comps, str) else comps
+    if not isinstance(comps, list) or not all(isinstance(c, str) for c in comps):
+        raise PipelineFileError(f"{where}: 'variable_components' must be a list of names, got {comps!r}")
 
 
 def pipeline_from_data(data: Any) -> list[FunctionStep]:
@@ -154,6 +188,7 @@ def pipeline_from_data(data: Any) -> list[FunctionStep]:
         if unknown:
             raise PipelineFileError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(_STEP_KEYS)})")
         where = f"step {i + 1} '{d.get('name', '')}'"
+        _check_step_field_types(d, where)
         func = _data_to_pattern(d, where)
         try:
             steps.append(FunctionStep(
@@ -205,9 +240,11 @@ def load_pipeline(path: str | Path) -> list[FunctionStep]:
     except (OSError, UnicodeDecodeError) as exc:
         raise PipelineFileError(f"cannot read pipeline file {path}: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_PipelineLoader)  # a SafeLoader that refuses aliases
     except yaml.YAMLError as exc:
         raise PipelineFileError(f"{path} is not a valid pipeline file: {exc}") from None
+    except RecursionError:
+        raise PipelineFileError(f"{path} is not a valid pipeline file: nested too deeply") from None
     try:
         return pipeline_from_data(data)
     except PipelineFileError as exc:
