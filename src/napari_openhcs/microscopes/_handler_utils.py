@@ -56,8 +56,11 @@ def check_image_size(shape: Iterable[int], source: Path | str) -> tuple[int, int
     Raises
     ------
     PlateFormatError
-        If a side is not a positive integer up to :data:`MAX_IMAGE_SIDE` pixels.
+        If a side is not a positive integer up to :data:`MAX_IMAGE_SIDE` pixels, or
+        the image has more than ``io_readers.MAX_IMAGE_PIXELS`` pixels.
     """
+    from .io_readers import MAX_IMAGE_PIXELS
+
     y, x = (int(v) for v in shape)
     for side in (y, x):
         if side <= 0 or side > MAX_IMAGE_SIDE:
@@ -65,6 +68,11 @@ def check_image_size(shape: Iterable[int], source: Path | str) -> tuple[int, int
                 f"{source}: declared image size {x} x {y} px is not plausible "
                 f"(each side must be 1..{MAX_IMAGE_SIDE}); the metadata is corrupt"
             )
+    if y * x > MAX_IMAGE_PIXELS:
+        raise PlateFormatError(
+            f"{source}: declared image size {x} x {y} px is not plausible (more than "
+            f"{MAX_IMAGE_PIXELS} pixels in one image); the metadata is corrupt"
+        )
     return y, x
 
 

@@ -12,6 +12,13 @@ if TYPE_CHECKING:
     from .plate import ImageRecord, Plate
 
 
+#: Largest 2-D image (pixels) a file may declare; more means a corrupt header.
+MAX_IMAGE_PIXELS = 1 << 31
+
+#: The plate's ``((Y, X), dtype)`` an image must match (``None``: not checked).
+Expected = tuple[tuple[int, ...], Any] | None
+
+
 class ImageReadError(OSError):
     """An image file could not be read (corrupt, truncated, missing, unreadable)."""
 
@@ -31,12 +38,49 @@ def resolve_inside(root: Path, relative: str) -> Path:
     return path
 
 
-def _read_tiff(path: Path, index: tuple[int, ...]) -> np.ndarray:
+def _plane_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Return ``shape`` without its singleton axes when it is not 2-D already."""
+    return shape if len(shape) == 2 else tuple(s for s in shape if s != 1)
+
+
+def _check_header(path: Path, shape: tuple[int, ...], dtype: np.dtype, expected: Expected) -> None:
+    """Refuse an image whose header disagrees with the plate, before any pixel is decoded.
+
+    A corrupt or foreign file may declare e.g. 100000 x 100000 px: decoding it would
+    allocate tens of GB, so the declared size is checked first.
+    """
+    plane = _plane_shape(tuple(int(s) for s in shape))
+    if expected is not None:
+        exp_shape, exp_dtype = expected
+        if len(plane) == 2 and plane != tuple(exp_shape):
+            raise ImageReadError(
+                f"{path}: image is {plane[1]}x{plane[0]} px but the plate's images are "
+                f"{exp_shape[1]}x{exp_shape[0]} px"
+            )
+        got, want = np.dtype(dtype), np.dtype(exp_dtype) if exp_dtype is not None else None
+        if want is not None and (got.kind, got.itemsize) != (want.kind, want.itemsize):  # any byte order
+            raise ImageReadError(
+                f"{path}: image pixels are {np.dtype(dtype)} but the plate's images are "
+                f"{np.dtype(exp_dtype)}"
+            )
+    if int(np.prod(plane, dtype=np.int64)) > MAX_IMAGE_PIXELS:
+        raise ImageReadError(
+            f"{path}: declared image size {'x'.join(map(str, plane[::-1]))} px is not plausible "
+            f"(more than {MAX_IMAGE_PIXELS} pixels); the file is corrupt"
+        )
+
+
+def _read_tiff(path: Path, index: tuple[int, ...], expected: Expected = None) -> np.ndarray:
     import tifffile
 
     key = index[0] if index else 0
     try:
-        data = tifffile.imread(path, key=key)
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[key]
+            _check_header(path, tuple(page.shape), page.dtype, expected)
+            data = page.asarray()
+    except ImageReadError:
+        raise
     except FileNotFoundError:
         raise ImageReadError(f"image file is missing: {path}") from None
     except PermissionError:
@@ -57,7 +101,7 @@ def _open_zarr_array(path: str) -> Any:
     return zarr.open_array(store=path, mode="r")
 
 
-def _read_zarr(path: Path, index: tuple[int, ...]) -> np.ndarray:
+def _read_zarr(path: Path, index: tuple[int, ...], expected: Expected = None) -> np.ndarray:
     try:
         arr = _open_zarr_array(str(path))
         data = np.asarray(arr[tuple(index)])
@@ -96,4 +140,6 @@ def read_record(plate: Plate, record: ImageRecord) -> np.ndarray:
     except KeyError:
         raise ImageReadError(f"unknown reader {plate.reader!r} for plate {plate.root}") from None
     path = resolve_inside(plate.root, record.path)
-    return reader(path, record.index)
+    shape = getattr(plate, "image_shape", None)
+    expected: Expected = (tuple(shape), getattr(plate, "dtype", None)) if shape else None
+    return reader(path, record.index, expected)
