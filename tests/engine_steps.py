@@ -7,7 +7,7 @@ import numpy as np
 
 def normalize(stack: np.ndarray, *, low: float = 1.0, high: float = 99.0) -> np.ndarray:
     """Percentile-normalize the stack to float32 [0, 1]."""
-    lo, hi = np.percentile(stack, [low, high])
+    lo, hi = (float(v) for v in np.percentile(stack, [low, high]))
     return np.clip((stack.astype(np.float32) - lo) / max(hi - lo, 1e-6), 0, 1)
 
 

@@ -108,9 +108,9 @@ def test_failing_well_does_not_stop_the_others(tiny_plate: Path, tmp_path: Path)
 
     plate = tmp_path / "plate"
     shutil.copytree(tiny_plate, plate)
-    bad = sorted(plate.rglob(f"*_{'A01'}_s1_w1.TIF"))
-    assert bad, "expected an A01 tile"
-    bad[0].write_bytes(bad[0].read_bytes()[:100])  # truncated TIFF
+    bad = sorted(plate.rglob("ZStep_2/*_A01_s2_w2.TIF"))
+    assert bad, "expected an A01 plane in ZStep_2"
+    bad[0].write_bytes(bad[0].read_bytes()[:300])  # a plane truncated after its header
     orch = PipelineOrchestrator(plate, global_config=GlobalPipelineConfig(num_workers=2, output_dir=tmp_path / "o"))
     events: list = []
     results = orch.run([FunctionStep(func=max_project, variable_components=[VariableComponents.Z_INDEX])],
