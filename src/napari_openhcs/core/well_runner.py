@@ -113,6 +113,9 @@ def _check_output(out: Any, call: BoundCall, n_in: int) -> np.ndarray:
         )
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise StepExecutionError(f"{call.name}() returned an array of dtype {arr.dtype}; expected numbers")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise StepExecutionError(
+            f"{call.name}() returned an array of dtype {arr.dtype}; expected real numbers")
     if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
         bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
         raise StepExecutionError(f"{call.name}() returned {bad} NaN or infinite values")
