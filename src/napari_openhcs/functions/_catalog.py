@@ -8,4 +8,6 @@ The registry imports this module lazily, on the first lookup, so that
 # --- image processing, segmentation and measurement -------------------------
 
 # --- stitching and illumination (one import line per module) -----------------
+from . import flatfield  # noqa: F401
+from . import stitching  # noqa: F401
 # isort: on

@@ -1,0 +1,97 @@
+"""Place tiles on one canvas, with linear blending in the overlaps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["assemble", "edge_ramp"]
+
+
+def edge_ramp(shape: tuple[int, int]) -> np.ndarray:
+    """Return a weight that rises linearly from a tile's edges to its centre.
+
+    The weight of a pixel is the product of its distances (plus one half) to
+    the nearest vertical and horizontal edges, so it is positive everywhere,
+    smallest at the corners and largest in the middle.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Tile shape.
+
+    Returns
+    -------
+    ndarray of float32
+        The weight image.
+
+    Examples
+    --------
+    >>> edge_ramp((3, 4)).tolist()
+    [[0.25, 0.75, 0.75, 0.25], [0.75, 2.25, 2.25, 0.75], [0.25, 0.75, 0.75, 0.25]]
+    """
+    ramps = []
+    for size in shape:
+        idx = np.arange(size, dtype=np.float32)
+        ramps.append(np.minimum(idx, size - 1 - idx) + 0.5)
+    return np.outer(ramps[0], ramps[1]).astype(np.float32)
+
+
+def assemble(tiles: np.ndarray, origins: np.ndarray, *, blend: str = "linear") -> np.ndarray:
+    """Place ``(N, Y, X)`` tiles at integer ``(N, 2)`` origins on one canvas.
+
+    Parameters
+    ----------
+    tiles : ndarray, shape (N, Y, X)
+        The tiles.
+    origins : ndarray of int, shape (N, 2)
+        Top-left origin (y, x) of each tile on the canvas; the smallest is 0.
+    blend : {"linear", "none"}
+        ``"linear"``: overlapping pixels are averaged with :func:`edge_ramp`
+        weights, so seams fade out; ``"none"``: later tiles overwrite earlier ones.
+
+    Returns
+    -------
+    ndarray, shape (H, W)
+        The canvas, in the tiles' dtype (integers are rounded and clipped);
+        pixels that no tile covers are 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tiles = np.stack([np.full((2, 3), 10, np.uint16), np.full((2, 3), 20, np.uint16)])
+    >>> assemble(tiles, np.array([[0, 0], [0, 2]])).tolist()
+    [[10, 10, 15, 20, 20], [10, 10, 15, 20, 20]]
+    """
+    n, ty, tx = tiles.shape
+    origins = np.asarray(origins, dtype=np.intp).reshape(n, 2)
+    if n == 0:
+        raise ValueError("cannot assemble an empty stack of tiles")
+    if origins.min() < 0:
+        raise ValueError("tile origins must not be negative")
+    height = int(origins[:, 0].max()) + ty
+    width = int(origins[:, 1].max()) + tx
+    if blend == "none":
+        canvas = np.zeros((height, width), dtype=tiles.dtype)
+        for tile, (y, x) in zip(tiles, origins):
+            canvas[y : y + ty, x : x + tx] = tile
+        return canvas
+    if blend != "linear":
+        raise ValueError(f"blend must be 'linear' or 'none', not {blend!r}")
+    weight = edge_ramp((ty, tx))
+    total = np.zeros((height, width), dtype=np.float32)
+    weight_sum = np.zeros((height, width), dtype=np.float32)
+    for tile, (y, x) in zip(tiles, origins):
+        total[y : y + ty, x : x + tx] += tile.astype(np.float32) * weight
+        weight_sum[y : y + ty, x : x + tx] += weight
+    canvas = np.divide(total, weight_sum, out=np.zeros_like(total), where=weight_sum > 0)
+    return _cast(canvas, tiles.dtype)
+
+
+def _cast(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Cast a float image back to ``dtype`` (rounding and clipping for integers)."""
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(image), info.min, info.max).astype(dtype)
+    if dtype == np.bool_:
+        return image >= 0.5
+    return image.astype(dtype, copy=False)

@@ -1,0 +1,379 @@
+"""Pairwise tile registration: phase correlation, NCC check, subpixel refinement.
+
+The displacement of tile ``b`` relative to tile ``a`` is the offset of ``b``'s
+top-left origin from ``a``'s, ``(dy, dx)`` in pixels, image-y down.  Starting
+from the nominal (stage) displacement:
+
+1. both tiles are cropped to their nominal overlap, and phase correlation of
+   the crops gives candidate shifts; each peak ``p`` also stands for ``p - n``
+   (the FFT wrap ambiguity), so every combination is a candidate.  An
+   exhaustive NCC search on binned tiles adds the best coarse candidates, so
+   that the true shift is among them even where phase correlation is fooled
+   (little or periodic structure in the overlap);
+2. each candidate is scored by the normalized cross-correlation (NCC) of the
+   real overlap of the two tiles, and the best ones are moved uphill on that
+   NCC to its local maximum (a narrow, windowed crop biases the phase peak
+   towards the nominal shift when the stage error is a large part of the
+   overlap);
+3. the integer maximum is refined to subpixel precision by a parabolic fit of
+   the NCC over its 3 x 3 neighbourhood.  On blurred, noisy fluorescence-like
+   tiles this is several times more accurate than upsampling the
+   phase-correlation peak, whose whitened spectrum is dominated by noise at
+   high frequencies.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["PairRegistration", "overlap_ncc", "phase_correlation", "register_pair"]
+
+
+@dataclass(frozen=True)
+class PairRegistration:
+    """Result of registering one pair of tiles.
+
+    Attributes
+    ----------
+    dy, dx : float
+        Measured displacement of tile ``b``'s origin from tile ``a``'s (px);
+        the nominal displacement when ``ok`` is false.
+    quality : float
+        NCC of the real overlap at the measured shift (``nan`` when not measured).
+    ok : bool
+        Whether the measurement passed every check.
+    reason : str
+        Why the pair falls back to the nominal displacement (empty when ``ok``).
+    """
+
+    dy: float
+    dx: float
+    quality: float
+    ok: bool
+    reason: str = ""
+
+
+def _hann(shape: tuple[int, int]) -> np.ndarray:
+    wy = np.hanning(shape[0]) if shape[0] > 2 else np.ones(shape[0])
+    wx = np.hanning(shape[1]) if shape[1] > 2 else np.ones(shape[1])
+    return np.outer(wy, wx).astype(np.float32)
+
+
+def _cross_power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return the normalized cross-power spectrum of two windowed, mean-free images."""
+    window = _hann(a.shape)
+    fa = np.fft.fft2((a - a.mean()) * window)
+    fb = np.fft.fft2((b - b.mean()) * window)
+    cross = fa * np.conj(fb)
+    magnitude = np.abs(cross)
+    cross /= np.maximum(magnitude, magnitude.max() * 1e-9 + 1e-30)
+    return cross
+
+
+def phase_correlation(a: np.ndarray, b: np.ndarray, *, n_peaks: int = 3) -> list[tuple[int, int]]:
+    """Return the strongest phase-correlation peaks of two same-shaped images.
+
+    A peak ``(sy, sx)`` means ``b(y, x) ≈ a(y + sy, x + sx)``, modulo the image
+    shape (the FFT cannot tell ``s`` from ``s - n``).  Both images are
+    Hann-windowed so that their borders do not produce a spurious peak at zero.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        2-D images of the same shape.
+    n_peaks : int
+        Number of distinct peaks to return, strongest first.
+
+    Returns
+    -------
+    list of (int, int)
+        Peak positions in ``[0, ny) x [0, nx)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> img = ndimage.gaussian_filter(rng.normal(size=(80, 80)), 2)
+    >>> peaks = phase_correlation(img[10:74, 5:69], img[13:77, 3:67])
+    >>> peaks[0]
+    (3, 62)
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"phase correlation needs images of one shape, got {a.shape} and {b.shape}")
+    cross = _cross_power(a, b)
+    surface = np.abs(np.fft.ifft2(cross))
+    # local maxima, strongest first; a 3x3 neighbourhood keeps one pixel per peak
+    local_max = surface == ndimage.maximum_filter(surface, size=3, mode="wrap")
+    order = np.argsort(surface[local_max])[::-1][:n_peaks]
+    return [(int(py), int(px)) for py, px in np.argwhere(local_max)[order]]
+
+
+def overlap_ncc(a: np.ndarray, b: np.ndarray, offset: tuple[int, int]) -> tuple[float, int]:
+    """Return the NCC of two tiles over their overlap and the overlap area.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        2-D tiles (any shapes).
+    offset : (int, int)
+        Origin of ``b`` relative to ``a`` (px).
+
+    Returns
+    -------
+    ncc : float
+        Normalized cross-correlation in ``[-1, 1]`` (``nan`` without overlap or
+        when either side is constant).
+    area : int
+        Number of overlapping pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> canvas = rng.normal(size=(40, 70))
+    >>> ncc, area = overlap_ncc(canvas[:, :40], canvas[:, 25:65], (0, 25))
+    >>> round(ncc, 3), area
+    (1.0, 600)
+    """
+    dy, dx = int(offset[0]), int(offset[1])
+    y0, y1 = max(0, dy), min(a.shape[0], dy + b.shape[0])
+    x0, x1 = max(0, dx), min(a.shape[1], dx + b.shape[1])
+    if y1 <= y0 or x1 <= x0:
+        return float("nan"), 0
+    pa = a[y0:y1, x0:x1].astype(np.float64)
+    pb = b[y0 - dy : y1 - dy, x0 - dx : x1 - dx].astype(np.float64)
+    pa -= pa.mean()
+    pb -= pb.mean()
+    denom = np.sqrt((pa * pa).sum() * (pb * pb).sum())
+    if denom <= 0:
+        return float("nan"), pa.size
+    return float((pa * pb).sum() / denom), int(pa.size)
+
+
+def _crop_overlap(
+    a: np.ndarray, b: np.ndarray, nominal: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Crop both tiles to their overlap at the integer nominal displacement."""
+    dy, dx = nominal
+    y0, y1 = max(0, dy), min(a.shape[0], dy + b.shape[0])
+    x0, x1 = max(0, dx), min(a.shape[1], dx + b.shape[1])
+    if y1 - y0 < 2 or x1 - x0 < 2:
+        return None
+    return a[y0:y1, x0:x1], b[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
+
+
+def _climb(
+    a: np.ndarray,
+    b: np.ndarray,
+    offset: tuple[int, int],
+    ncc: float,
+    min_area: float,
+    max_steps: int = 64,
+) -> tuple[float, tuple[int, int]]:
+    """Move an integer displacement uphill on the overlap NCC to its local maximum.
+
+    Phase correlation of a narrow overlap can miss the true peak by a few
+    pixels when the stage error is a large part of the overlap; the NCC of the
+    real overlap has no such bias.
+    """
+    for _ in range(max_steps):
+        scores = []
+        for oy, ox in itertools.product((-1, 0, 1), repeat=2):
+            if oy or ox:
+                cand = (offset[0] + oy, offset[1] + ox)
+                value, area = overlap_ncc(a, b, cand)
+                if np.isfinite(value) and area >= min_area:
+                    scores.append((value, cand))
+        if not scores:
+            break
+        top, cand = max(scores)
+        if top <= ncc:
+            break
+        ncc, offset = top, cand
+    return ncc, offset
+
+
+def _bin(image: np.ndarray, factor: int) -> np.ndarray:
+    """Return ``image`` averaged over ``factor x factor`` blocks (edges trimmed)."""
+    if factor == 1:
+        return image.astype(np.float32)
+    h, w = image.shape[0] // factor * factor, image.shape[1] // factor * factor
+    blocks = image[:h, :w].astype(np.float32).reshape(h // factor, factor, w // factor, factor)
+    return blocks.mean(axis=(1, 3))
+
+
+def _coarse_candidates(
+    a: np.ndarray,
+    b: np.ndarray,
+    nominal: tuple[int, int],
+    max_shift: float,
+    min_area: float,
+    grid: int = 16,
+    keep: int = 2,
+) -> list[tuple[int, int]]:
+    """Return the best displacements of an exhaustive NCC search on binned tiles.
+
+    The search covers ``nominal ± max_shift`` on a grid of at most
+    ``(grid + 1)²`` points (tiles binned so that one step is one binned
+    pixel).  It finds the true overlap when phase correlation does not, e.g.
+    when the overlap holds little but periodic structure.
+    """
+    factor = max(1, int(np.ceil(2 * max_shift / grid)))
+    ab, bb = _bin(a, factor), _bin(b, factor)
+    cy, cx = round(nominal[0] / factor), round(nominal[1] / factor)
+    radius = int(max_shift // factor)
+    scores = []
+    for oy in range(cy - radius, cy + radius + 1):
+        for ox in range(cx - radius, cx + radius + 1):
+            ncc, area = overlap_ncc(ab, bb, (oy, ox))
+            if np.isfinite(ncc) and area * factor * factor >= min_area:
+                scores.append((ncc, (oy * factor, ox * factor)))
+    scores.sort(reverse=True)
+    return [offset for _, offset in scores[:keep]]
+
+
+def _quadratic_peak(
+    a: np.ndarray, b: np.ndarray, offset: tuple[int, int], min_area: float, radius: int = 2
+) -> tuple[float, float, float]:
+    """Refine an NCC maximum by a least-squares quadratic over its neighbourhood.
+
+    The overlap NCC is sampled on the ``(2 * radius + 1)²`` integer
+    displacements around ``offset`` (re-centred while a neighbour scores
+    higher, which also steps off small noise maxima), and a 2-D quadratic
+    fitted to the samples has its vertex at the subpixel displacement.
+    Fitting 25 samples instead of three per axis averages out the noise of
+    low-contrast overlaps.
+
+    Returns
+    -------
+    dy, dx, ncc : float
+        Subpixel displacement and the NCC at the integer maximum.
+    """
+    steps = np.arange(-radius, radius + 1)
+    gy, gx = (g.ravel() for g in np.meshgrid(steps, steps, indexing="ij"))
+    values = np.full(gy.size, np.nan)
+    for _ in range(8):
+        for i, (oy, ox) in enumerate(zip(gy, gx)):
+            ncc, area = overlap_ncc(a, b, (offset[0] + int(oy), offset[1] + int(ox)))
+            values[i] = ncc if area >= min_area else np.nan
+        if not np.isfinite(values).any():
+            break
+        best = int(np.nanargmax(values))
+        if gy[best] == 0 and gx[best] == 0:
+            break
+        offset = (offset[0] + int(gy[best]), offset[1] + int(gx[best]))
+    centre = float(values[gy.size // 2])
+    ok = np.isfinite(values)
+    shift = np.zeros(2)
+    if ok.sum() >= 6:
+        design = np.stack([np.ones(gy.size), gy, gx, gy * gy, gy * gx, gx * gx], axis=1)
+        c = np.linalg.lstsq(design[ok], values[ok], rcond=None)[0]
+        hessian = np.array([[2 * c[3], c[4]], [c[4], 2 * c[5]]])
+        if np.all(np.linalg.eigvalsh(hessian) < 0):
+            shift = np.clip(np.linalg.solve(hessian, -c[1:3]), -1.0, 1.0)
+    return offset[0] + float(shift[0]), offset[1] + float(shift[1]), centre
+
+
+def register_pair(
+    a: np.ndarray,
+    b: np.ndarray,
+    nominal: tuple[float, float],
+    *,
+    max_shift: float,
+    min_quality: float,
+    min_contrast: float,
+    n_peaks: int = 3,
+    min_overlap_fraction: float = 0.25,
+    n_climb: int = 3,
+) -> PairRegistration:
+    """Measure the displacement of tile ``b`` relative to tile ``a``.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        2-D tiles of one shape.
+    nominal : (float, float)
+        Expected displacement of ``b``'s origin from ``a``'s (px), e.g. from
+        the stage positions.
+    max_shift : float
+        Largest accepted deviation from ``nominal`` per axis (px).
+    min_quality : float
+        Smallest accepted NCC of the overlap at the measured shift.
+    min_contrast : float
+        Smallest accepted ratio of the overlap's standard deviation (in either
+        tile) to its mean absolute intensity; flatter overlaps have "no content".
+    n_peaks : int
+        Phase-correlation peaks checked with NCC.
+    min_overlap_fraction : float
+        Candidate shifts leaving less than this fraction of the nominal overlap
+        area are not considered.
+    n_climb : int
+        Best-scoring candidates moved uphill on the NCC before the best is kept.
+
+    Returns
+    -------
+    PairRegistration
+        The measured displacement, or the nominal one with the reason.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(2)
+    >>> canvas = ndimage.gaussian_filter(rng.normal(size=(64, 160)), 1.5) + 5
+    >>> a, b = canvas[:60, :96], canvas[2:62, 70:160]
+    >>> r = register_pair(a, b, (0, 72), max_shift=8, min_quality=0.5, min_contrast=0.01)
+    >>> r.ok, round(r.dy, 1), round(r.dx, 1), round(r.quality, 2)
+    (True, 2.0, 70.0, 1.0)
+    """
+    ny, nx = int(round(nominal[0])), int(round(nominal[1]))
+    crops = _crop_overlap(a, b, (ny, nx))
+    if crops is None:
+        return PairRegistration(float(nominal[0]), float(nominal[1]), float("nan"), False, "no overlap")
+    ca, cb = (c.astype(np.float32) for c in crops)
+    for crop in (ca, cb):
+        level = max(float(np.abs(crop).mean()), 1e-12)
+        if float(crop.std()) < min_contrast * level or float(crop.std()) == 0.0:
+            return PairRegistration(
+                float(nominal[0]), float(nominal[1]), float("nan"), False, "no content in overlap"
+            )
+    min_area = min_overlap_fraction * ca.size
+    candidates: set[tuple[int, int]] = set()
+    for py, px in phase_correlation(ca, cb, n_peaks=n_peaks):
+        for sy, sx in itertools.product((py, py - ca.shape[0]), (px, px - ca.shape[1])):
+            candidates.add((ny + sy, nx + sx))
+    candidates.update(_coarse_candidates(a, b, (ny, nx), max_shift, min_area))
+    scored = []
+    for offset in candidates:
+        if max(abs(offset[0] - ny), abs(offset[1] - nx)) > max_shift:
+            continue
+        ncc, area = overlap_ncc(a, b, offset)
+        if area >= min_area and np.isfinite(ncc):
+            scored.append((ncc, offset))
+    if not scored:
+        return PairRegistration(
+            float(nominal[0]), float(nominal[1]), float("nan"), False, "no valid peak within max_shift_px"
+        )
+    scored.sort(reverse=True)
+    ncc, offset = max(_climb(a, b, off, value, min_area) for value, off in scored[:n_climb])
+    if ncc < min_quality:
+        return PairRegistration(
+            float(nominal[0]),
+            float(nominal[1]),
+            ncc,
+            False,
+            f"low quality (NCC {ncc:.2f} < {min_quality:g})",
+        )
+    if max(abs(offset[0] - nominal[0]), abs(offset[1] - nominal[1])) > max_shift + 0.5:
+        return PairRegistration(
+            float(nominal[0]),
+            float(nominal[1]),
+            ncc,
+            False,
+            f"shift exceeds max_shift_px ({max_shift:g})",
+        )
+    dy, dx, refined = _quadratic_peak(a, b, offset, min_area)
+    return PairRegistration(dy, dx, refined if np.isfinite(refined) else ncc, True)
