@@ -1,0 +1,324 @@
+"""Layer data for raw plates and output plates (lazy dask arrays; no napari import).
+
+Every function returns napari *layer data tuples* ``(data, kwargs, layer_type)``
+so the reader, the widgets and the tests share one code path.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..microscopes.plate import ImageRecord, Plate, parse_well
+
+logger = logging.getLogger(__name__)
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+#: Key of our entry in ``layer.metadata``.
+META_KEY = "napari_openhcs"
+
+#: Colormaps for channels without a colour in the metadata (more than one channel).
+PALETTE: tuple[str, ...] = ("blue", "green", "red", "magenta", "cyan", "yellow")
+
+
+def channel_colormap(color: str | None, index: int, count: int, wavelength_nm: float | None = None) -> str:
+    """Return a napari colormap for a channel.
+
+    Parameters
+    ----------
+    color : str or None
+        ``"RRGGBB"`` (with or without ``#``) from the plate metadata.
+    index : int
+        0-based position of the channel.
+    count : int
+        Number of channels (a single channel without colour is shown in grey).
+    wavelength_nm : float, optional
+        Emission wavelength, used when there is no colour.
+
+    Returns
+    -------
+    str
+        A hex colour ``"#RRGGBB"`` or a colormap name.
+    """
+    if color:
+        return "#" + color.lstrip("#").upper()
+    if count == 1:
+        return "gray"
+    if wavelength_nm:
+        for limit, name in ((490, "blue"), (560, "green"), (590, "yellow"), (680, "red")):
+            if wavelength_nm < limit:
+                return name
+        return "magenta"
+    return PALETTE[index % len(PALETTE)]
+
+
+@lru_cache(maxsize=8)
+def _open_plate_cached(path: str, mtime_ns: int) -> Plate:
+    from ..microscopes.detect import open_plate
+
+    return open_plate(path)
+
+
+def load_plate(path: str | Path) -> Plate:
+    """Open a raw plate, reusing an earlier read of the same unchanged folder."""
+    p = Path(path).resolve()
+    return _open_plate_cached(str(p), p.stat().st_mtime_ns)
+
+
+# ---------------------------------------------------------------- raw plates
+class _RecordStack:
+    """A lazy ``(T, Z, Y, X)`` array of one site and channel, read plane by plane."""
+
+    def __init__(self, plate: Plate, records: dict[tuple[int, int], ImageRecord]) -> None:
+        self.plate = plate
+        self.records = records
+        self.ts = list(plate.timepoints)
+        self.zs = list(plate.z_indices)
+        self.shape = (len(self.ts), len(self.zs), *plate.image_shape)
+        self.dtype = np.dtype(plate.dtype)
+        self.ndim = 4
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (4 - len(key))
+        t_idx = np.arange(self.shape[0])[key[0]]
+        z_idx = np.arange(self.shape[1])[key[1]]
+        t_list = np.atleast_1d(t_idx)
+        z_list = np.atleast_1d(z_idx)
+        out = np.zeros((len(t_list), len(z_list), *self.shape[2:]), dtype=self.dtype)
+        for i, ti in enumerate(t_list):
+            for j, zi in enumerate(z_list):
+                rec = self.records.get((self.ts[ti], self.zs[zi]))
+                if rec is not None:
+                    out[i, j] = self.plate.read(rec)
+        out = out[(slice(None), slice(None), key[2], key[3])]
+        if np.ndim(t_idx) == 0:
+            out = out[0]
+            if np.ndim(z_idx) == 0:
+                out = out[0]
+        elif np.ndim(z_idx) == 0:
+            out = out[:, 0]
+        return out
+
+
+def site_offsets_um(plate: Plate, well: str) -> dict[int, tuple[float, float]]:
+    """Return the ``(y, x)`` position in µm of every site of ``well``.
+
+    Stage positions are used when the plate has them; otherwise sites are laid
+    out on the site grid (row by row) without overlap.
+    """
+    px = plate.pixel_size_um or 1.0
+    sites = sorted({r.site for r in plate.records_for(well)})
+    known = {s: plate.site_position_um(well, s) for s in sites}
+    if sites and all(v is not None for v in known.values()) and plate.pixel_size_um:
+        return {s: (float(v[0]), float(v[1])) for s, v in known.items() if v is not None}
+    h, w = plate.image_shape
+    cols = plate.site_grid[1] if plate.site_grid else max(1, math.ceil(math.sqrt(len(sites))))
+    return {s: (i // cols * h * px, i % cols * w * px) for i, s in enumerate(sites)}
+
+
+def raw_well_layers(plate: Plate, well: str | None = None) -> list[LayerData]:
+    """Return one lazy image layer per site and channel of one well of a raw plate.
+
+    Parameters
+    ----------
+    plate : Plate
+        The plate (from :func:`~napari_openhcs.microscopes.detect.open_plate`).
+    well : str, optional
+        Well to show (default: the first well).
+
+    Returns
+    -------
+    list of (data, kwargs, "image")
+        ``data`` is a dask array ``(T, Z, Y, X)``; sites are placed at their stage
+        positions (``translate`` in µm, ``scale`` = pixel size).
+    """
+    import dask.array as da
+
+    well = well or plate.wells[0]
+    px = plate.pixel_size_um or 1.0
+    dz = plate.z_spacing_um or 1.0
+    offsets = site_offsets_um(plate, well)
+    by_site_channel: dict[tuple[int, int], dict[tuple[int, int], ImageRecord]] = {}
+    for rec in plate.records_for(well):
+        by_site_channel.setdefault((rec.site, rec.channel), {})[(rec.t, rec.z)] = rec
+    sites = sorted({s for s, _ in by_site_channel})
+    layers: list[LayerData] = []
+    for ci, ch in enumerate(plate.channels):
+        for site in sites:
+            records = by_site_channel.get((site, ch.index), {})
+            stack = _RecordStack(plate, records)
+            data = da.from_array(stack, chunks=(1, 1, *plate.image_shape), asarray=False,
+                                 name=f"openhcs-raw-{uuid.uuid4().hex}",
+                                 meta=np.empty((0, 0, 0, 0), stack.dtype))
+            name = f"{well} s{site} {ch.name}" if len(sites) > 1 else f"{well} {ch.name}"
+            y, x = offsets.get(site, (0.0, 0.0))
+            layers.append((data, {
+                "name": name,
+                "colormap": channel_colormap(ch.color, ci, len(plate.channels), ch.wavelength_nm),
+                "blending": "additive",
+                "scale": (1.0, dz, px, px),
+                "translate": (0.0, 0.0, y, x),
+                "axis_labels": ("t", "z", "y", "x"),
+                "metadata": {META_KEY: {"kind": "raw", "plate_path": str(plate.root), "well": well,
+                                        "site": site, "channel": ch.name}},
+            }, "image"))
+    return layers
+
+
+# ---------------------------------------------------------------- output plates
+def _to_tczyx(arr: Any, axes: Sequence[str]) -> Any:
+    """Return a dask array with axes ``(t, c, z, y, x)`` (missing axes inserted)."""
+    names = [a.lower() for a in axes] if axes else ["t", "c", "z", "y", "x"][-arr.ndim:]
+    index: list[Any] = []
+    for ax in ("t", "c", "z", "y", "x"):
+        index.append(slice(None) if ax in names else None)
+    order = [names.index(ax) for ax in ("t", "c", "z", "y", "x") if ax in names]
+    return arr.transpose(order)[tuple(index)]
+
+
+def _pad_to(arr: Any, shape: Sequence[int]) -> Any:
+    import dask.array as da
+
+    pads = [(0, max(0, s - n)) for n, s in zip(arr.shape, shape)]
+    if not any(p[1] for p in pads):
+        return arr
+    return da.pad(arr, pads, mode="constant")
+
+
+def is_zarr_plate(path: str | Path) -> bool:
+    """Return True if ``path`` is an OME-Zarr HCS plate group (NGFF 0.4 or 0.5)."""
+    import json
+
+    p = Path(path)
+    for name, getter in (("zarr.json", lambda d: d.get("attributes", {}).get("ome", {})),
+                         (".zattrs", lambda d: d)):
+        f = p / name
+        if f.is_file():
+            try:
+                doc = json.loads(f.read_text())
+            except (OSError, ValueError):
+                return False
+            meta = getter(doc)
+            return isinstance(meta, dict) and isinstance(meta.get("plate"), dict)
+    return False
+
+
+def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None) -> list[LayerData]:
+    """Return lazy multiscale layers for an OME-Zarr HCS plate, one per channel.
+
+    Wells are laid out as on the plate (the bounding box of the wells present),
+    each well's fields side by side; a points layer labels every well.
+
+    Parameters
+    ----------
+    path : str or Path
+        The plate folder (ours or any NGFF 0.4/0.5 HCS plate).
+    features : dict, optional
+        Per-well table ``{column: values}`` with a ``well`` column; attached as the
+        label layer's features.
+
+    Returns
+    -------
+    list of (data, kwargs, layer_type)
+    """
+    import dask.array as da
+
+    from ..io import open_output_plate
+
+    plate = open_output_plate(path)
+    wells = plate.wells
+    if not wells:
+        return []
+    axes = plate.axes
+    arrays: dict[str, list[list[Any]]] = {}
+    for well in wells:
+        arrays[well] = [[_to_tczyx(da.from_zarr(a), axes) for a in plate.levels(well, f)]
+                        for f in range(len(plate.field_paths(well)))]
+    n_levels = min(len(levels) for fields in arrays.values() for levels in fields)
+    first = arrays[wells[0]][0]
+    factors = [max(1, round(first[0].shape[-1] / first[k].shape[-1])) for k in range(n_levels)]
+    fmax = factors[-1]
+    all0 = [f[0] for fields in arrays.values() for f in fields]
+    t_n, c_n, z_n = (max(a.shape[i] for a in all0) for i in range(3))
+    cell_y = math.ceil(max(a.shape[3] for a in all0) / fmax) * fmax
+    cell_x = math.ceil(max(a.shape[4] for a in all0) / fmax) * fmax
+    n_fields = max(len(f) for f in arrays.values())
+    f_cols = max(1, math.ceil(math.sqrt(n_fields)))
+    f_rows = math.ceil(n_fields / f_cols)
+    gap = math.ceil(0.08 * max(cell_y, cell_x) / fmax) * fmax
+    well_y, well_x = f_rows * cell_y + gap, f_cols * cell_x + gap
+    pos = {w: parse_well(w) for w in wells}
+    r0 = min(r for r, _ in pos.values())
+    c0 = min(c for _, c in pos.values())
+    n_r = max(r for r, _ in pos.values()) - r0 + 1
+    n_c = max(c for _, c in pos.values()) - c0 + 1
+
+    levels: list[Any] = []
+    for k in range(n_levels):
+        fk = factors[k]
+        cy, cx, wy, wx = cell_y // fk, cell_x // fk, well_y // fk, well_x // fk
+        dtype = all0[0].dtype
+        rows = []
+        for r in range(n_r):
+            row = []
+            for c in range(n_c):
+                well = next((w for w, rc in pos.items() if rc == (r + r0, c + c0)), None)
+                if well is None:
+                    row.append(da.zeros((t_n, c_n, z_n, wy, wx), dtype=dtype, chunks=(1, 1, 1, wy, wx)))
+                    continue
+                fields = [_pad_to(f[k].astype(dtype), (t_n, c_n, z_n, cy, cx)) for f in arrays[well]]
+                fields += [da.zeros((t_n, c_n, z_n, cy, cx), dtype=dtype)] * (f_rows * f_cols - len(fields))
+                grid = [fields[i * f_cols:(i + 1) * f_cols] for i in range(f_rows)]
+                row.append(_pad_to(da.block(grid), (t_n, c_n, z_n, wy, wx)))
+            rows.append(row)
+        levels.append(da.block(rows))
+
+    scale = plate.scale
+    names = [a.lower() for a in axes]
+
+    def axis_scale(ax: str) -> float:
+        return float(scale[names.index(ax)]) if ax in names and len(scale) == len(names) else 1.0
+
+    sy, sx, sz, st = axis_scale("y"), axis_scale("x"), axis_scale("z"), axis_scale("t")
+    channels = plate.channels
+    meta = {"kind": "output", "plate_path": str(Path(path)), "wells": list(wells)}
+    out: list[LayerData] = []
+    for ci in range(c_n):
+        ch = channels[ci] if ci < len(channels) else None
+        name = ch.name if ch else f"c{ci}"
+        data = [lvl[:, ci] for lvl in levels]
+        out.append((data if n_levels > 1 else data[0], {
+            "name": f"{plate.name} {name}",
+            "colormap": channel_colormap(ch.color if ch else None, ci, c_n),
+            "blending": "additive",
+            "multiscale": n_levels > 1,
+            "scale": (st, sz, sy, sx),
+            "axis_labels": ("t", "z", "y", "x"),
+            "metadata": {META_KEY: {**meta, "channel": name}},
+        }, "image"))
+    label_pos = np.array([[(pos[w][0] - r0) * well_y * sy, (pos[w][1] - c0) * well_x * sx] for w in wells])
+    feats: dict[str, Any] = {"well": list(wells)}
+    if features and "well" in features:
+        index = {str(w): i for i, w in enumerate(features["well"])}
+        for col, values in features.items():
+            if col != "well":
+                feats[col] = [values[index[w]] if w in index else np.nan for w in wells]
+    out.append((label_pos, {
+        "name": f"{plate.name} wells",
+        "features": feats,
+        "text": {"string": "{well}", "anchor": "upper_left", "color": "white", "size": 10},
+        "size": 0.0,
+        "face_color": "transparent",
+        "border_width": 0.0,
+        "metadata": {META_KEY: {**meta, "kind": "output-labels"}},
+    }, "points"))
+    return out

@@ -1,0 +1,193 @@
+"""Preview dock: run the selected well (or site) through the pipeline, every step as a layer."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from napari.qt.threading import create_worker
+from qtpy.QtCore import QTimer, Signal
+from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from .._pipeline_model import engine_start, errors_by_step, model_index
+from .._preview_model import PreviewRequest, PreviewScheduler, preview_layers
+from .._session import HCSSession
+from .._viewer import add_layer_data, layers_of_kind, remove_layers
+
+logger = logging.getLogger(__name__)
+
+
+def compute_preview(session: HCSSession, request: PreviewRequest) -> tuple[str, Any]:
+    """Run one preview (in a worker thread); return ``("ok", WellPreview)`` or ``("error", message)``."""
+    from ...core.errors import PipelineCompileError
+
+    try:
+        orch = session.preview_orchestrator()
+        preview = orch.preview_well(request.steps, request.well, site=request.site, start_step=request.start,
+                                    previous=request.previous, cancel_event=request.cancel_event)
+    except PipelineCompileError as exc:
+        return "compile", exc
+    except Exception as exc:  # plate unreadable, bad site...: shown, never raised into Qt
+        logger.exception("preview of %s failed", request.well)
+        return "error", str(exc)
+    return "ok", preview
+
+
+class PreviewWidget(QWidget):
+    """Previews the session's selected well; re-runs (debounced) when the pipeline changes.
+
+    Signals
+    -------
+    preview_finished(object)
+        A preview run ended (the ``WellPreview``, or ``None`` when it could not run).
+    """
+
+    preview_finished = Signal(object)
+
+    def __init__(self, session: HCSSession, viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.viewer = viewer
+        self.scheduler = PreviewScheduler()
+        self.last_preview: Any = None
+        self._worker: Any = None
+        self._cancel: threading.Event | None = None
+
+        self.target = QLabel()
+        self.auto = QCheckBox("re-run when the pipeline changes")
+        self.auto.setChecked(True)
+        self.run_button = QPushButton("Preview")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.status = QLabel("select a well, build a pipeline, then Preview")
+        self.status.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.target)
+        layout.addWidget(self.auto)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(session.settings.debounce_ms)
+        self.timer.timeout.connect(self.run_preview)
+        self.run_button.clicked.connect(self.run_preview)
+        self.cancel_button.clicked.connect(self.cancel)
+        session.pipeline.changed.connect(self._on_pipeline_changed)
+        session.selection_changed.connect(self._on_selection)
+        session.plate_changed.connect(lambda _: self._on_selection(session.well, session.site))
+        self._on_selection(session.well, session.site)
+
+    # ------------------------------------------------------------------ triggers
+    def _on_pipeline_changed(self, first: int) -> None:
+        self.scheduler.invalidate(engine_start(self.session.pipeline.steps, first))
+        if self.auto.isChecked() and (self.last_preview is not None or self.is_running):
+            self.timer.start()
+
+    def _on_selection(self, well: str | None, site: int | None) -> None:
+        where = "—" if well is None else (f"well {well}" + (f", site {site}" if site is not None else ""))
+        self.target.setText(f"<b>Preview:</b> {where}")
+        self.scheduler.target_changed()
+        if self.auto.isChecked() and self.last_preview is not None:
+            self.timer.start()
+
+    @property
+    def is_running(self) -> bool:
+        """Whether a preview is being computed."""
+        return self._worker is not None
+
+    # ------------------------------------------------------------------ run
+    def run_preview(self) -> None:
+        """Preview the selected well now (cancelling a run in progress)."""
+        self.timer.stop()
+        session = self.session
+        steps = session.pipeline.steps
+        if session.well is None or not any(s.enabled for s in steps):
+            self.status.setText("nothing to preview: select a well and add an enabled step")
+            return
+        if self._cancel is not None:
+            self._cancel.set()
+        self._cancel = threading.Event()
+        request = self.scheduler.next_request(steps, session.well, session.site, self._cancel)
+        self.status.setText(f"running {session.well} from step {request.start + 1}…")
+        self.cancel_button.setEnabled(True)
+        worker = create_worker(compute_preview, session, request, _start_thread=False)
+        worker.returned.connect(lambda result, r=request: self._on_result(r, result))
+        worker.errored.connect(lambda exc, r=request: self._on_result(r, ("error", str(exc))))
+        self._worker = worker
+        worker.start()
+
+    def cancel(self) -> None:
+        """Stop the preview in progress (the layers keep the last result)."""
+        self.timer.stop()
+        if self._cancel is not None:
+            self._cancel.set()
+        if self.scheduler.inflight is not None:
+            self.scheduler.cancelled(self.scheduler.inflight)
+            self.scheduler.generation += 1  # its result is stale now
+        self._worker = None
+        self.cancel_button.setEnabled(False)
+        self.status.setText("preview cancelled")
+
+    def _on_result(self, request: PreviewRequest, result: tuple[str, Any]) -> None:
+        kind, value = result
+        preview = value if kind == "ok" else None
+        if not self.scheduler.finished(request, preview):
+            return  # superseded by a newer run
+        self._worker = None
+        self.cancel_button.setEnabled(False)
+        pipeline = self.session.pipeline
+        if kind == "compile":
+            pipeline.set_errors(errors_by_step(str(value), getattr(value, "problems", []), request.steps))
+            self.status.setText(f"the pipeline does not compile: {value}")
+        elif kind == "error":
+            pipeline.set_errors({-1: str(value)})
+            self.status.setText(f"preview failed: {value}")
+        else:
+            self._show(preview, request)
+        self.preview_finished.emit(preview)
+        if self.scheduler.is_dirty and self.auto.isChecked():
+            self.timer.start()
+
+    def _show(self, preview: Any, request: PreviewRequest) -> None:
+        self.last_preview = preview
+        self.update_layers(preview_layers(preview, request.steps, self.session.plate))
+        errors: dict[int, str] = {}
+        if preview.error and not preview.cancelled:
+            idx = model_index(request.steps, preview.failed_step) if preview.failed_step is not None else None
+            errors[-1 if idx is None else idx] = preview.error
+        self.session.pipeline.set_errors(errors)
+        total = sum(sp.elapsed_s for sp in preview.steps)
+        if preview.cancelled:
+            self.status.setText("preview cancelled")
+        elif preview.error:
+            self.status.setText(f"step failed: {preview.error}")
+        else:
+            self.status.setText(f"{preview.well}: {len(preview.steps)} steps, {total:.2f} s of compute "
+                                f"(re-ran from step {request.start + 1})")
+
+    def update_layers(self, layers: list[Any]) -> None:
+        """Show preview layers: update same-named layers in place, add new ones, drop stale ones."""
+        existing = {layer.name: layer for layer in layers_of_kind(self.viewer, "preview")}
+        keep = set()
+        for data, kwargs, layer_type in layers:
+            name = kwargs["name"]
+            layer = existing.get(name)
+            if layer is not None and layer_type == "image" and layer.ndim == data.ndim:
+                changed_type = layer.data.dtype != data.dtype
+                layer.data = data
+                layer.scale, layer.translate = kwargs["scale"], kwargs["translate"]
+                layer.metadata = kwargs["metadata"]
+                if changed_type:
+                    layer.reset_contrast_limits()
+            else:
+                if layer is not None:
+                    remove_layers(self.viewer, [layer])
+                add_layer_data(self.viewer, (data, kwargs, layer_type))
+            keep.add(name)
+        remove_layers(self.viewer, [ly for n, ly in existing.items() if n not in keep])

@@ -1,0 +1,169 @@
+"""Plate runs as a stream of events (no Qt), and progress bookkeeping.
+
+:func:`run_plate_events` is the generator the run dock hands to a napari
+``thread_worker``: it compiles, starts the orchestrator in a helper thread and
+turns the orchestrator's progress callback into ``yield`` s through a queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.events import PlateFinished, StepFinished, WellFailed, WellFinished, WellStarted
+from ..core.steps import FunctionStep
+
+logger = logging.getLogger(__name__)
+
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """The pipeline compiled; these wells are about to run."""
+
+    wells: tuple[str, ...]
+    n_steps: int
+    output_dir: Path
+    output_path: Path
+
+
+def run_plate_events(
+    orchestrator: Any,
+    steps: Sequence[FunctionStep],
+    wells: Sequence[str] | None = None,
+    *,
+    max_workers: int | None = None,
+    cancel_event: threading.Event | None = None,
+    poll_s: float = 0.05,
+) -> Generator[Any, None, dict[str, Any]]:
+    """Compile and run a plate, yielding progress events as they happen.
+
+    Parameters
+    ----------
+    orchestrator : PipelineOrchestrator
+        Initialized.
+    steps : list of FunctionStep
+        The pipeline.
+    wells : list of str, optional
+        Wells to run (default: all).
+    max_workers : int, optional
+        Wells in parallel.
+    cancel_event : threading.Event, optional
+        Set it to cancel; running wells stop between steps.
+    poll_s : float
+        How often the generator wakes up when no event arrives.
+
+    Yields
+    ------
+    RunStarted, WellStarted, StepFinished, WellFinished, WellFailed, PlateFinished
+
+    Returns
+    -------
+    dict
+        ``{well: WellResult}``.
+
+    Raises
+    ------
+    PipelineCompileError
+        Before anything runs, if the pipeline does not fit the plate.
+    """
+    steps = list(steps)
+    compiled = orchestrator.compile_pipelines(steps, well_filter=list(wells) if wells else None)
+    n_steps = sum(1 for s in steps if s.enabled)
+    yield RunStarted(tuple(compiled), n_steps, Path(orchestrator.output_dir), Path(orchestrator.output_path))
+    events: queue.Queue[Any] = queue.Queue()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["results"] = orchestrator.execute_compiled_plate(
+                pipeline_definition=steps, compiled_contexts=compiled, max_workers=max_workers,
+                progress_callback=events.put, cancel_event=cancel_event)
+        except BaseException as exc:  # re-raised in the generator's thread
+            outcome["error"] = exc
+        finally:
+            events.put(_DONE)
+
+    thread = threading.Thread(target=target, name="openhcs-plate-run", daemon=True)
+    thread.start()
+    while True:
+        try:
+            event = events.get(timeout=poll_s)
+        except queue.Empty:
+            continue
+        if event is _DONE:
+            break
+        yield event
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return dict(outcome["results"])
+
+
+@dataclass
+class RunProgress:
+    """Counts steps and wells of a run, for the progress bar and the summary."""
+
+    wells: tuple[str, ...] = ()
+    n_steps: int = 1
+    steps_done: dict[str, int] = field(default_factory=dict)
+    final: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """Units of work: one per step and well."""
+        return max(1, len(self.wells) * max(1, self.n_steps))
+
+    @property
+    def done(self) -> int:
+        """Units of work finished (a finished or skipped well counts all its steps)."""
+        wells = set(self.steps_done) | set(self.final)
+        return sum(self.n_steps if w in self.final else min(self.steps_done.get(w, 0), self.n_steps)
+                   for w in wells)
+
+    @property
+    def percent(self) -> int:
+        """Progress in percent (100 only when every well has a result)."""
+        if self.wells and len(self.final) >= len(self.wells):
+            return 100
+        return min(99, int(100 * self.done / self.total))
+
+    def update(self, event: Any) -> list[tuple[str, str, str | None]]:
+        """Apply an event; return ``(well, status, error)`` for every well whose status changed."""
+        if isinstance(event, RunStarted):
+            self.wells, self.n_steps = event.wells, max(1, event.n_steps)
+            self.steps_done, self.final = {}, {}
+            return []
+        if isinstance(event, WellStarted):
+            self.steps_done.setdefault(event.well, 0)
+            return [(event.well, "running", None)]
+        if isinstance(event, StepFinished):
+            self.steps_done[event.well] = max(self.steps_done.get(event.well, 0), event.step_index + 1)
+            return []
+        if isinstance(event, WellFailed):
+            self.final[event.well] = "failed"
+            return [(event.well, "failed", event.error)]
+        if isinstance(event, WellFinished):
+            return [self._finish(event.well, event.result)]
+        if isinstance(event, PlateFinished):  # wells that never reported (cancelled before starting)
+            results = event.results or {}
+            return [self._finish(w, r) for w, r in results.items() if w not in self.final]
+        return []
+
+    def _finish(self, well: str, result: Any) -> tuple[str, str, str | None]:
+        status = getattr(result, "status", "done") or "done"
+        self.final[well] = status
+        return well, status, getattr(result, "error", None)
+
+    def summary(self) -> str:
+        """One line: how many wells ended in each status."""
+        counts: dict[str, int] = {}
+        for status in self.final.values():
+            counts[status] = counts.get(status, 0) + 1
+        return ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing ran"

@@ -1,0 +1,37 @@
+"""Small helpers that put layer data tuples into a viewer and find our layers again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ._layers import META_KEY, LayerData
+
+
+def layer_info(layer: Any) -> dict[str, Any]:
+    """Return our metadata entry of a layer (``{}`` for other layers)."""
+    info = getattr(layer, "metadata", {}).get(META_KEY)
+    return dict(info) if isinstance(info, dict) else {}
+
+
+def layers_of_kind(viewer: Any, kind: str) -> list[Any]:
+    """Return the viewer's layers we added with ``kind`` (``"raw"``, ``"preview"``, ``"output"``...)."""
+    return [layer for layer in viewer.layers if layer_info(layer).get("kind") == kind]
+
+
+def add_layer_data(viewer: Any, layer_data: LayerData) -> Any:
+    """Add one ``(data, kwargs, layer_type)`` tuple to ``viewer`` and return the layer."""
+    data, kwargs, layer_type = layer_data
+    return getattr(viewer, f"add_{layer_type}")(data, **kwargs)
+
+
+def add_layers(viewer: Any, layers: Iterable[LayerData]) -> list[Any]:
+    """Add several layer data tuples; return the layers."""
+    return [add_layer_data(viewer, ld) for ld in layers]
+
+
+def remove_layers(viewer: Any, layers: Iterable[Any]) -> None:
+    """Remove ``layers`` from ``viewer`` (ignoring ones already gone)."""
+    for layer in list(layers):
+        if layer in viewer.layers:
+            viewer.layers.remove(layer)
