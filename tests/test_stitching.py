@@ -32,7 +32,6 @@ from napari_openhcs.functions.stitching import (
     neighbour_pairs,
     nominal_grid,
 )
-from napari_openhcs.microscopes.detect import open_plate
 from napari_openhcs.testing import SyntheticPlateSpec, load_ground_truth, make_synthetic_plate
 
 STARRY = "stitching_starrynight_graphpaper_tiles"
@@ -99,7 +98,7 @@ def test_positions_within_half_a_pixel_on_1024_tiles() -> None:
 
 
 def test_positions_match_the_synthetic_plate_ground_truth(tmp_path: Path) -> None:
-    """Stage positions from a synthetic ImageXpress plate's metadata, true origins from its JSON."""
+    """Stage positions from a synthetic ImageXpress plate's TIFFs, true origins from its JSON."""
     spec = SyntheticPlateSpec(
         wells=("A01",),
         grid=(3, 3),
@@ -110,12 +109,13 @@ def test_positions_match_the_synthetic_plate_ground_truth(tmp_path: Path) -> Non
         jitter_px=2,
     )
     plate_dir = make_synthetic_plate(tmp_path, spec=spec, seed=3)
-    plate = open_plate(plate_dir)
-    records = sorted(plate.records_for("A01"), key=lambda r: r.site)
-    tiles = np.stack([tifffile.imread(Path(plate.root) / r.path) for r in records])
-    stage = {site: (y, x) for well, site, y, x in plate.site_positions if well == "A01"}
-    site_px = np.array([stage[r.site] for r in records]) / plate.pixel_size_um
-    _, positions, pairs = compute_tile_positions(tiles, site_positions=site_px)
+    files = [next(plate_dir.rglob(f"*_A01_s{site}.TIF")) for site in range(1, 10)]
+    tiles = np.stack([tifffile.imread(f) for f in files])
+    stage = []
+    for f in files:
+        x_um, y_um, pixel = _metaseries(f)
+        stage.append([y_um / pixel, x_um / pixel])  # this generator's stage y grows with image y
+    _, positions, pairs = compute_tile_positions(tiles, site_positions=np.array(stage))
     truth = load_ground_truth(plate_dir)["wells"]["A01"]["sites"]
     true = np.array([site["true_origin"] for site in sorted(truth, key=lambda s: s["site"])], float)
     error = np.abs(relative_error(positions, true))
