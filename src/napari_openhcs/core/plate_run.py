@@ -140,7 +140,11 @@ def run_plate(
                         logger.exception("could not update plate metadata of %s", w.path)
             emit(event)
 
-        runner = get_executor(executor) if isinstance(executor, str) else executor
+        if isinstance(executor, str):
+            options = {"scheduler_address": orch.config.dask_scheduler} if executor == "dask" else {}
+            runner = get_executor(executor, **options)
+        else:
+            runner = executor
         results.update(runner.run(to_run, max_workers=workers, emit=on_event, cancel_event=cancel))
         for w in writers:
             w.register_completed_wells(sorted(set(completed)))
