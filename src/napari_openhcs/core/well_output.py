@@ -116,7 +116,8 @@ class WellWriter:
         channels = [OutputChannel(name, color) for _, name, color in output_channels(state, ctx.inputs)]
         zsp = None if Component.Z_INDEX in state.collapsed else ctx.inputs.z_spacing_um
         writer = HCSPlateWriter(plate_path, plate_name=ctx.output.plate_name,
-                                rows=ctx.output.rows, columns=ctx.output.columns)
+                                rows=ctx.output.rows, columns=ctx.output.columns,
+                                compression_level=ctx.output.compression_level)
         writer.write_well(
             ctx.well, fields, channels=channels, pixel_size_um=ctx.inputs.pixel_size_um,
             z_spacing_um=zsp,

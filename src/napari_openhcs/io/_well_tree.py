@@ -18,7 +18,7 @@ from ._pyramid import Downsample, build_pyramid
 
 logger = logging.getLogger(__name__)
 
-#: zstd level inside Blosc (byte shuffle).
+#: Default zstd level inside Blosc (byte shuffle).
 CLEVEL = 5
 
 
@@ -64,6 +64,7 @@ def write_well_tree(
     downsample: Downsample,
     record: dict[str, Any],
     chunk_yx: int,
+    clevel: int = CLEVEL,
 ) -> None:
     """Write a complete well group (fields, pyramids, metadata) into ``folder``.
 
@@ -79,7 +80,7 @@ def write_well_tree(
         group = zarr.open_group(
             store, mode="w", zarr_format=3, attributes=_ngff.well_attributes(len(arrays), record)
         )
-        compressor = BloscCodec(cname="zstd", clevel=CLEVEL, shuffle="shuffle")
+        compressor = BloscCodec(cname="zstd", clevel=clevel, shuffle="shuffle")
         for i, data in enumerate(arrays):
             levels = build_pyramid(data, method=downsample)
             windows = [_ngff.channel_window(data[:, c]) for c in range(data.shape[1])]

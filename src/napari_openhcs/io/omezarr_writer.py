@@ -38,7 +38,7 @@ from ..microscopes.plate import canonical_well, parse_well, row_index, well_name
 from . import _ngff
 from ._ngff import ATTRS_KEY, LAYOUT_VERSION, WRITER_NAME, OutputChannel
 from ._pyramid import Downsample
-from ._well_tree import check_fields, fsync_tree, move_into_place, remove_path, write_well_tree
+from ._well_tree import CLEVEL, check_fields, fsync_tree, move_into_place, remove_path, write_well_tree
 from .atomic import (
     StorageFullError,
     atomic_write_json,
@@ -96,6 +96,8 @@ class HCSPlateWriter:
         ``attributes["napari_openhcs"]`` of the plate ``zarr.json``.
     chunk_yx
         Chunk edge on y and x; chunks are ``(1, 1, 1, min(Y, chunk_yx), min(X, chunk_yx))``.
+    compression_level
+        zstd level (Blosc, byte shuffle) of the image chunks: higher is smaller and slower.
     fsync
         ``fsync`` every file of a well before it is renamed into place.
 
@@ -114,6 +116,7 @@ class HCSPlateWriter:
         attributes: dict[str, Any] | None = None,
         chunk_yx: int = CHUNK_YX,
         fsync: bool = False,
+        compression_level: int = CLEVEL,
     ) -> None:
         if rows < 1 or columns < 1:
             raise ValueError(f"plate layout must be at least 1 × 1, got {rows} × {columns}")
@@ -123,6 +126,7 @@ class HCSPlateWriter:
         self.columns = int(columns)
         self.attributes = dict(attributes or {})
         self.chunk_yx = int(chunk_yx)
+        self.compression_level = int(compression_level)
         self.fsync = fsync
 
     @property
@@ -348,6 +352,7 @@ class HCSPlateWriter:
                 downsample=downsample,
                 record=record,
                 chunk_yx=self.chunk_yx,
+                clevel=self.compression_level,
             )
             if self.fsync:
                 fsync_tree(tmp)
