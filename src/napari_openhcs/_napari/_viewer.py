@@ -35,3 +35,40 @@ def remove_layers(viewer: Any, layers: Iterable[Any]) -> None:
     for layer in list(layers):
         if layer in viewer.layers:
             viewer.layers.remove(layer)
+
+
+def update_layer(layer: Any, layer_data: LayerData, *, reset_contrast: bool = False) -> None:
+    """Show ``layer_data`` in an existing layer of the same type and dimensionality.
+
+    Updating in place keeps the user's display settings and avoids the cost of
+    removing and re-creating layers.
+    """
+    data, kwargs, _ = layer_data
+    old_dtype = getattr(layer.data, "dtype", None)
+    layer.data = data
+    for key in ("name", "scale", "translate", "metadata", "colormap"):
+        if key in kwargs:
+            setattr(layer, key, kwargs[key])
+    if reset_contrast or old_dtype != getattr(data, "dtype", None):
+        layer.reset_contrast_limits()
+
+
+def sync_layers(viewer: Any, current: list[Any], layers: list[LayerData]) -> list[Any]:
+    """Make ``current`` layers show ``layers``: update in place by position, add or remove the rest.
+
+    Returns
+    -------
+    list
+        The layers now showing ``layers``, in order.
+    """
+    out = []
+    for i, ld in enumerate(layers):
+        if i < len(current) and ld[2] == current[i]._type_string and current[i].ndim == ld[0].ndim:
+            update_layer(current[i], ld, reset_contrast=True)
+            out.append(current[i])
+        else:
+            if i < len(current):
+                remove_layers(viewer, [current[i]])
+            out.append(add_layer_data(viewer, ld))
+    remove_layers(viewer, current[len(layers):])
+    return out

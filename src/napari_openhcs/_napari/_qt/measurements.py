@@ -56,9 +56,13 @@ class MeasurementsWidget(QWidget):
         self.table_box.currentTextChanged.connect(lambda _: self.show_table())
         self.only_selected.toggled.connect(lambda _: self.show_table())
         session.outputs_changed.connect(self.load)
-        session.selection_changed.connect(lambda *_: self.only_selected.isChecked() and self.show_table())
+        session.selection_changed.connect(self._on_selection)
         if session.output_dir is not None:
             self.load(session.output_dir)
+
+    def _on_selection(self, *_: Any) -> None:
+        if self.only_selected.isChecked():
+            self.show_table()
 
     def load(self, output_dir: Any) -> None:
         """List the plate tables written under ``output_dir``."""

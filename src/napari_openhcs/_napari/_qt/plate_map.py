@@ -10,8 +10,12 @@ from qtpy.QtGui import QColor, QLinearGradient, QPainter, QPen
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
+    QMessageBox,
+    QPushButton,
     QSizePolicy,
     QToolTip,
     QVBoxLayout,
@@ -21,7 +25,7 @@ from qtpy.QtWidgets import (
 from .._layers import raw_well_layers
 from .._plate_map_model import PlateMapModel, per_well_values, value_color
 from .._session import HCSSession
-from .._viewer import add_layers, layer_info, layers_of_kind, remove_layers
+from .._viewer import layer_info, layers_of_kind, sync_layers
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +177,10 @@ class PlateMapWidget(QWidget):
         self.session = session
         self.viewer = viewer
         self.title = QLabel("no plate open")
+        self.title.setWordWrap(True)
+        self.open_button = QPushButton("Open plate…")
+        self.open_button.setToolTip("Open a plate folder (ImageXpress, Opera Phenix/Operetta, OME-Zarr, "
+                                    "CellVoyager)")
         self.grid = PlateGrid(self)
         self.legend = LegendBar(self)
         self.site_box = QComboBox()
@@ -185,13 +193,17 @@ class PlateMapWidget(QWidget):
         form.addRow("Site", self.site_box)
         form.addRow("Colour by", self.color_box)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.title)
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.open_button)
+        layout.addLayout(top)
         layout.addWidget(self.grid, 1)
         layout.addWidget(self.legend)
         layout.addLayout(form)
         layout.addWidget(self.show_raw)
 
         self.grid.well_clicked.connect(self._on_well_clicked)
+        self.open_button.clicked.connect(self._choose_plate)
         self.site_box.currentIndexChanged.connect(self._on_site_chosen)
         self.color_box.currentTextChanged.connect(self._on_color_mode)
         session.plate_changed.connect(self._on_plate)
@@ -262,10 +274,24 @@ class PlateMapWidget(QWidget):
                    if layer_info(ly).get("plate_path") == str(plate.root)]
         if current and all(layer_info(ly).get("well") == well for ly in current):
             return
-        remove_layers(self.viewer, current)
-        add_layers(self.viewer, raw_well_layers(plate, well))
+        sync_layers(self.viewer, current, raw_well_layers(plate, well))
 
     # ------------------------------------------------------------------ widget → session
+    def open_plate(self, path: str) -> None:
+        """Open a plate folder in the session (its wells appear on the map)."""
+        self.session.open_plate(path)
+
+    def _choose_plate(self) -> None:
+        from ...microscopes.detect import PlateFormatError
+
+        folder = QFileDialog.getExistingDirectory(self, "Open a plate folder")
+        if not folder:
+            return
+        try:
+            self.open_plate(folder)
+        except PlateFormatError as exc:
+            QMessageBox.warning(self, "Not a plate", str(exc))
+
     def _on_well_clicked(self, well: str) -> None:
         self.session.select(well, self.site_box.currentData())
 

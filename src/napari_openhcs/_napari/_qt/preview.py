@@ -13,7 +13,7 @@ from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLay
 from .._pipeline_model import engine_start, errors_by_step, model_index
 from .._preview_model import PreviewRequest, PreviewScheduler, preview_layers
 from .._session import HCSSession
-from .._viewer import add_layer_data, layers_of_kind, remove_layers
+from .._viewer import add_layer_data, layers_of_kind, remove_layers, update_layer
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class PreviewWidget(QWidget):
         self.scheduler = PreviewScheduler()
         self.last_preview: Any = None
         self._worker: Any = None
+        self._live: set[Any] = set()  # started workers, cancelled ones included, until they finish
         self._cancel: threading.Event | None = None
 
         self.target = QLabel()
@@ -80,7 +81,7 @@ class PreviewWidget(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         session.pipeline.changed.connect(self._on_pipeline_changed)
         session.selection_changed.connect(self._on_selection)
-        session.plate_changed.connect(lambda _: self._on_selection(session.well, session.site))
+        session.plate_changed.connect(self._on_plate)
         self._on_selection(session.well, session.site)
 
     # ------------------------------------------------------------------ triggers
@@ -88,6 +89,9 @@ class PreviewWidget(QWidget):
         self.scheduler.invalidate(engine_start(self.session.pipeline.steps, first))
         if self.auto.isChecked() and (self.last_preview is not None or self.is_running):
             self.timer.start()
+
+    def _on_plate(self, _: Any) -> None:
+        self._on_selection(self.session.well, self.session.site)
 
     def _on_selection(self, well: str | None, site: int | None) -> None:
         where = "—" if well is None else (f"well {well}" + (f", site {site}" if site is not None else ""))
@@ -119,7 +123,9 @@ class PreviewWidget(QWidget):
         worker = create_worker(compute_preview, session, request, _start_thread=False)
         worker.returned.connect(lambda result, r=request: self._on_result(r, result))
         worker.errored.connect(lambda exc, r=request: self._on_result(r, ("error", str(exc))))
+        worker.finished.connect(lambda w=worker: self._live.discard(w))
         self._worker = worker
+        self._live.add(worker)
         worker.start()
 
     def cancel(self) -> None:
@@ -133,6 +139,22 @@ class PreviewWidget(QWidget):
         self._worker = None
         self.cancel_button.setEnabled(False)
         self.status.setText("preview cancelled")
+
+    def shutdown(self, timeout_s: float = 30.0) -> None:
+        """Cancel any preview and wait for its thread to end (before the viewer closes)."""
+        import time
+
+        from qtpy.QtWidgets import QApplication
+
+        self.cancel()
+        deadline = time.monotonic() + timeout_s
+        while self._live and time.monotonic() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.01)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        self.cancel()
+        super().closeEvent(event)
 
     def _on_result(self, request: PreviewRequest, result: tuple[str, Any]) -> None:
         kind, value = result
@@ -178,13 +200,8 @@ class PreviewWidget(QWidget):
         for data, kwargs, layer_type in layers:
             name = kwargs["name"]
             layer = existing.get(name)
-            if layer is not None and layer_type == "image" and layer.ndim == data.ndim:
-                changed_type = layer.data.dtype != data.dtype
-                layer.data = data
-                layer.scale, layer.translate = kwargs["scale"], kwargs["translate"]
-                layer.metadata = kwargs["metadata"]
-                if changed_type:
-                    layer.reset_contrast_limits()
+            if layer is not None and layer._type_string == layer_type and layer.ndim == data.ndim:
+                update_layer(layer, (data, kwargs, layer_type))
             else:
                 if layer is not None:
                     remove_layers(self.viewer, [layer])

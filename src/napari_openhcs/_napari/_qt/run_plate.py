@@ -166,6 +166,22 @@ class RunPlateWidget(QWidget):
             self._cancel.set()
             self.status.setText("cancelling…")
 
+    def shutdown(self, timeout_s: float = 60.0) -> None:
+        """Cancel a run and wait for it to end (before the viewer closes)."""
+        import time
+
+        from qtpy.QtWidgets import QApplication
+
+        self.cancel()
+        deadline = time.monotonic() + timeout_s
+        while self._worker is not None and time.monotonic() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.01)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        self.cancel()
+        super().closeEvent(event)
+
     def _fail_to_start(self, message: str) -> None:
         self.status.setText(message)
         show_error(f"Cannot run the plate: {message}")
