@@ -25,7 +25,7 @@ from .compiler.zarr_stores import safe_name
 from .config import GlobalPipelineConfig
 from .context import ProcessingContext
 from .errors import NotInitializedError, OutputLocationError
-from .events import PlateFinished
+from .events import PlateFinished, WellFinished
 from .results import WellResult
 from .steps import FunctionStep
 
@@ -206,8 +206,22 @@ class PipelineOrchestrator:
             cancel=_AnyEvent(self._cancel, cancel_event),  # type: ignore[arg-type]
             executor=executor or self.config.executor,
         )
+        for well, result in self._skipped_incomplete(compiled_contexts).items():
+            results[well] = result
+            _safe_callback(progress_callback)(WellFinished(well, result))
         _safe_callback(progress_callback)(PlateFinished(results))
         return results
+
+    def _skipped_incomplete(self, contexts: dict[str, ProcessingContext]) -> dict[str, WellResult]:
+        """Return a ``skipped`` result, with its missing images, per well that
+        ``skip_incomplete_wells`` left out of ``contexts`` (so it is reported, not silently absent)."""
+        compiled = self.last_compiled
+        if not self.config.skip_incomplete_wells or compiled is None or compiled.contexts is not contexts:
+            return {}
+        return {
+            well: WellResult(well, "skipped", None, {}, {}, ("missing images: " + "; ".join(missing),))
+            for well, missing in compiled.incomplete_wells.items() if well not in contexts
+        }
 
     def run(self, steps: list[FunctionStep], well_filter: list[str] | None = None,
             **kwargs: Any) -> dict[str, WellResult]:
