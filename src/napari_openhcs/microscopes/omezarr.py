@@ -100,6 +100,20 @@ def _first_array_exists(root: Path) -> bool:
     return False
 
 
+def _why_unreadable(root: Path) -> str | None:
+    """Return the error that made :func:`_first_array_exists` give up on ``root``, if any."""
+    attrs = _plate_attrs(root)
+    if attrs is None:
+        return None
+    try:
+        plate = parse_plate(attrs[0], root, attrs[2])
+        for well in plate.wells[:3]:
+            _field_arrays(root, well, shallow=True)
+    except (PlateFormatError, ImageReadError, OSError) as exc:
+        return str(exc)
+    return None
+
+
 def detect(root: Path) -> bool:
     """Return True if ``root`` is (or holds one) OME-Zarr HCS plate group with arrays."""
     try:
@@ -133,8 +147,9 @@ def explain(root: Path) -> str | None:
     root = Path(root)
     plates = find_below(root, _is_plate_group, 2)
     if plates:
+        reason = _why_unreadable(plates[0])
         return (f"OME-Zarr: {', '.join(map(str, plates[:5]))} has plate metadata but no "
-                "readable well/field arrays")
+                "readable well/field arrays" + (f" ({reason})" if reason else ""))
     described = describe_metadata_only(root)
     if described:
         return ("OME-Zarr: only NGFF metadata documents were found (no Zarr plate with "
