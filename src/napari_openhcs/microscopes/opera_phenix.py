@@ -80,6 +80,24 @@ def detect(root: Path) -> bool:
         return False
 
 
+def explain(root: Path) -> str | None:
+    """Name an ``Index.idx.xml``/``Index.xml`` below ``root`` that is not a Harmony index.
+
+    Used by :func:`~napari_openhcs.microscopes.detect.detect_microscope` to extend its
+    "no known plate layout" error when the index is damaged beyond recognition.
+    """
+
+    def has_index_file(folder: Path) -> bool:
+        return any((folder / name).is_file() for name in INDEX_NAMES)
+
+    for folder in find_below(Path(root), has_index_file, max_depth=2):
+        if find_index(folder) is None:
+            names = ", ".join(str(folder / n) for n in INDEX_NAMES if (folder / n).is_file())
+            return (f"Harmony: {names} is not a Harmony index (no <EvaluationInputData> at its "
+                    "start): the file is damaged or truncated; re-export it from Harmony")
+    return None
+
+
 def parse_file_name(name: str) -> tuple[str, int, int, int, int, int, int] | None:
     """Parse a Harmony image name into ``(well, field, plane, channel, timepoint, fk, fl)``.
 
