@@ -31,6 +31,7 @@ from .well_state import (
     group_images,
     special_key,
     stack_images,
+    take_stack,
 )
 
 logger = logging.getLogger(__name__)
@@ -157,9 +158,20 @@ def apply_calls(
 
 
 def run_step(
-    plan: StepPlan, state: WellState, inputs: WellInput, specials: SpecialStore, device: str = "cpu"
+    plan: StepPlan,
+    state: WellState,
+    inputs: WellInput,
+    specials: SpecialStore,
+    device: str = "cpu",
+    *,
+    consume: bool = False,
 ) -> WellState:
-    """Apply one step to a well's state and return the new state."""
+    """Apply one step to a well's state and return the new state.
+
+    With ``consume=True`` the images are removed from ``state`` group by group as
+    they are stacked (the caller is discarding ``state``), so that the memory of the
+    input is released while the output grows.
+    """
     variable = plan.variable_components
     new_images: dict[tuple[int, int, int, int], np.ndarray] = {}
     collapsed = set(state.collapsed)
@@ -174,9 +186,10 @@ def run_step(
                 continue
         else:
             calls = plan.calls
-        stack = stack_images(state, keys)
+        stack = take_stack(state, keys) if consume else stack_images(state, keys)
         out = apply_calls(calls, stack, group, keys, inputs, specials,
                           frozenset(collapsed), device)
+        del stack
         if out.shape[0] == len(keys):
             for k, img in zip(keys, out):
                 new_images[k] = img
@@ -209,20 +222,39 @@ def run_steps(
     """
     specials = specials if specials is not None else SpecialStore()
     timings: dict[str, float] = {}
+    # Images this function read itself may be released as they are used (unless the
+    # caller keeps every step's output): a step's input is consumed group by group,
+    # and the raw images are read again, rather than held, for a later step that
+    # starts from the pipeline start. A step's input and output are then the only
+    # full copies of a well in memory at any time.
+    own_raw = raw is None and not keep_intermediates
+    own_state = own_raw and start_state is None
     if raw is None:
         t0 = time.perf_counter()
         raw = read_well(context.inputs)
         timings["read"] = time.perf_counter() - t0
-    state = start_state if start_state is not None else raw
+    state: WellState | None = start_state if start_state is not None else raw
     run = WellRun(None, specials, timings=timings)
     last_raw_use = max((p.index for p in context.steps if p.from_pipeline_start), default=0)
     for plan in context.steps[start_step:]:
         if is_cancelled is not None and is_cancelled():
             raise WellCancelledError(f"well {context.well} cancelled before step {plan.index + 1}")
-        source = raw if plan.from_pipeline_start else state
+        if plan.from_pipeline_start:
+            if own_state:
+                state = None  # replaced by this step's output; not an input of it
+            if raw is None:
+                t0 = time.perf_counter()
+                raw = read_well(context.inputs)
+                timings["read"] = timings.get("read", 0.0) + time.perf_counter() - t0
+            source, consume = raw, own_raw
+        else:
+            assert state is not None
+            source, consume = state, own_state
+        if consume and source is raw:
+            raw = None  # read again if a later step needs it
         t0 = time.perf_counter()
         try:
-            state = run_step(plan, source, context.inputs, specials, context.device)
+            state = run_step(plan, source, context.inputs, specials, context.device, consume=consume)
         except WellCancelledError:
             raise
         except Exception as exc:
@@ -231,6 +263,8 @@ def run_steps(
                 f"step {plan.index + 1} '{plan.name}' failed on well {context.well}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+        del source
+        own_state = own_state or own_raw
         elapsed = time.perf_counter() - t0
         timings[plan.name] = timings.get(plan.name, 0.0) + elapsed
         if keep_intermediates:

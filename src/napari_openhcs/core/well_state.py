@@ -103,6 +103,40 @@ def stack_images(state: WellState, keys: list[ImageKey]) -> np.ndarray:
     return np.stack(arrays)
 
 
+def take_stack(state: WellState, keys: list[ImageKey]) -> np.ndarray:
+    """Like :func:`stack_images`, but remove the images from ``state`` (which is being discarded).
+
+    The memory of each image is released as soon as the stack no longer needs it,
+    and when the images are exactly the slices, in order, of one block (a previous
+    step's output for the same group) that block is returned without a copy.
+    """
+    arrays = [state.images.pop(k) for k in keys]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        detail = ", ".join(f"{_key_str(k)}: {a.shape}" for k, a in zip(keys, arrays))
+        raise ValueError(f"images to stack differ in shape ({detail})")
+    block = _whole_block(arrays)
+    if block is not None:
+        return block
+    if len(arrays) == 1:
+        return arrays[0][np.newaxis]
+    return np.stack(arrays)
+
+
+def _whole_block(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """Return the C-contiguous ``(N, Y, X)`` array whose slices ``0..N-1`` are ``arrays``, if any."""
+    block = arrays[0].base
+    if (not isinstance(block, np.ndarray) or block.ndim != 3 or block.shape[0] != len(arrays)
+            or not block.flags.c_contiguous or block.dtype != arrays[0].dtype):
+        return None
+    start = block.__array_interface__["data"][0]
+    for i, a in enumerate(arrays):
+        if (a.base is not block or a.shape != block.shape[1:] or a.strides != block.strides[1:]
+                or a.__array_interface__["data"][0] != start + i * block.strides[0]):
+            return None
+    return block
+
+
 def _key_str(key: ImageKey) -> str:
     return f"s{key[0]} c{key[1]} z{key[2]} t{key[3]}"
 
