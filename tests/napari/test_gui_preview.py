@@ -104,7 +104,7 @@ def test_a_site_preview_and_cancel(hcs) -> None:
     plate = hcs.session.plate
     assert layer(hcs, "1 normalize [DAPI]").data.shape[-2:] == plate.image_shape
     assert tuple(layer(hcs, "1 normalize [DAPI]").translate[-2:]) == plate.site_position_um("A02", 2)
-    hcs.session.pipeline.add(FunctionStep(func=(slow_identity, {"seconds": 2.0}), name="slow"), index=0)
+    hcs.session.pipeline.add(FunctionStep(func=(slow_identity, {"seconds": 0.3}), name="slow"), index=0)
     hcs.preview.run_preview()
     assert hcs.preview.is_running
     hcs.preview.cancel_button.click()

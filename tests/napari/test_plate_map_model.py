@@ -56,8 +56,9 @@ def test_per_well_values(tmp_path: Path) -> None:
     (tables / "nuclei.csv").write_text("well,label,area,kind\nA01,1,10,x\nA01,2,30,y\nB02,1,5,x\n")
     (tables / "positions.csv").write_text("tile,y\n1,2\n")  # no well column: ignored
     values = per_well_values(tables)
-    assert values["nuclei: count"] == {"A01": 2, "B02": 1}
+    assert values["nuclei: rows"] == {"A01": 2, "B02": 1}
     assert values["nuclei: mean area"] == {"A01": 20.0, "B02": 5.0}
+    assert values["nuclei: total area"] == {"A01": 40.0, "B02": 5.0}
     assert "nuclei: mean kind" not in values
     assert not any(k.startswith("positions") for k in values)
     assert per_well_values(tmp_path / "none") == {}

@@ -7,6 +7,7 @@ the first step whose output may differ, which is where a preview re-runs from.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 #: Index used in ``changed`` when the whole pipeline was replaced.
 ALL = 0
 _STEP_RE = re.compile(r"^step (\d+) '")
+_VC_RE = re.compile(r"variable_components=\[([A-Za-z_, ]+)\]")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,26 @@ def with_call_kwargs(pattern: Any, index: int, kwargs: Mapping[str, Any]) -> Any
     return rebuild(pattern)
 
 
+def suggested_components(info: Any) -> list[str] | None:
+    """Return the ``variable_components`` a function's documentation asks for, if any.
+
+    ``info.extra["variable_components"]`` wins; otherwise the first
+    ``variable_components=[...]`` in the function's or its module's docstring.
+    """
+    extra = getattr(info, "extra", {}) or {}
+    if "variable_components" in extra:
+        return [getattr(c, "value", str(c)).lower() for c in extra["variable_components"]]
+    module = inspect.getmodule(info.func)
+    for doc in (info.doc or "", inspect.getdoc(module) or "" if module else ""):
+        m = _VC_RE.search(doc)
+        if m:
+            names = [n.strip().lower() for n in m.group(1).split(",") if n.strip()]
+            valid = set(component_names())
+            if names and all(n in valid for n in names):
+                return names
+    return None
+
+
 def step_from_function(info: Any) -> FunctionStep:
     """Return a new step for a registered function (its defaults, its suggested axes).
 
@@ -98,8 +120,11 @@ def step_from_function(info: Any) -> FunctionStep:
     """
     extra = getattr(info, "extra", {}) or {}
     options: dict[str, Any] = {}
-    if "variable_components" in extra:
-        options["variable_components"] = extra["variable_components"]
+    components = suggested_components(info)
+    if components:
+        options["variable_components"] = components
+        if "channel" in components:
+            options["group_by"] = "none"
     if "group_by" in extra:
         options["group_by"] = extra["group_by"]
     return FunctionStep(func=(info.func, {}), name=info.name, **options)

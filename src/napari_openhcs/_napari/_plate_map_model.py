@@ -126,8 +126,9 @@ def per_well_values(tables_dir: str | Path) -> dict[str, dict[str, float]]:
     """Return measured values per well from the plate tables in ``tables_dir``.
 
     For every plate CSV (``<name>.csv`` with a ``well`` column) this gives
-    ``"<name>: count"`` (rows per well, e.g. cells) and ``"<name>: mean <column>"``
-    for each numeric column.
+    ``"<name>: rows"`` (rows per well, e.g. cells when a row is a cell), and
+    ``"<name>: mean <column>"`` and ``"<name>: total <column>"`` for each numeric
+    column (e.g. ``cell_counts: total count``).
 
     Returns
     -------
@@ -159,9 +160,10 @@ def per_well_values(tables_dir: str | Path) -> dict[str, dict[str, float]]:
                     sums.setdefault(col, {})["__text__"] = []
                     continue
                 sums.setdefault(col, {}).setdefault(well, []).append(value)
-        out[f"{name}: count"] = counts
+        out[f"{name}: rows"] = counts
         for col, per_well in sums.items():
             if "__text__" in per_well:
                 continue
             out[f"{name}: mean {col}"] = {w: sum(v) / len(v) for w, v in per_well.items() if v}
+            out[f"{name}: total {col}"] = {w: float(sum(v)) for w, v in per_well.items() if v}
     return out

@@ -133,6 +133,11 @@ def step_image(step_preview: Any, plate: Any, well: str,
     return step_preview.data, origin_all
 
 
+def is_label_image(image: np.ndarray) -> bool:
+    """Return True for a label image (signed integers: what segmentation functions return)."""
+    return np.dtype(image.dtype).kind == "i"
+
+
 def preview_layers(preview: Any, steps: Sequence[FunctionStep], plate: Any = None) -> list[LayerData]:
     """Return the layers of a preview: one image per step and channel, points for tables.
 
@@ -149,8 +154,9 @@ def preview_layers(preview: Any, steps: Sequence[FunctionStep], plate: Any = Non
     Returns
     -------
     list of (data, kwargs, layer_type)
-        Image data ``(T, Z, Y, X)``; names ``"<n> <step name> [<channel>]"`` with ``n``
-        the step's number in the list (1-based).
+        Image data ``(T, Z, Y, X)`` (a labels layer for signed-integer label images);
+        names ``"<n> <step name> [<channel>]"`` with ``n`` the step's number in the
+        list (1-based).
     """
     layers: list[LayerData] = []
     for sp in preview.steps:
@@ -163,15 +169,18 @@ def preview_layers(preview: Any, steps: Sequence[FunctionStep], plate: Any = Non
             color = colors[c] if c < len(colors) else None
             meta = {"kind": "preview", "step": number - 1, "channel": channel, "well": preview.well,
                     "site": preview.site}
-            layers.append((image[c], {
+            kwargs: dict[str, Any] = {
                 "name": f"{number} {sp.name} [{channel}]",
-                "colormap": channel_colormap(color, c, len(sp.channel_names)),
-                "blending": "additive",
                 "scale": (1.0, z_um, y_um, x_um),
                 "translate": (0.0, 0.0, oy, ox),
                 "axis_labels": ("t", "z", "y", "x"),
                 "metadata": {META_KEY: meta},
-            }, "image"))
+            }
+            if is_label_image(image):
+                layers.append((image[c], {**kwargs, "opacity": 0.6}, "labels"))
+                continue
+            kwargs.update(colormap=channel_colormap(color, c, len(sp.channel_names)), blending="additive")
+            layers.append((image[c], kwargs, "image"))
         for table_name, table in (sp.tables or {}).items():
             pts = _table_points(table, y_um, x_um, oy, ox)
             if pts is None:

@@ -122,15 +122,16 @@ class RunProgress:
 
     @property
     def done(self) -> int:
-        """Units of work finished (a finished or skipped well counts all its steps)."""
+        """Units of work finished (a finished, failed or skipped well counts all its steps)."""
         wells = set(self.steps_done) | set(self.final)
-        return sum(self.n_steps if w in self.final else min(self.steps_done.get(w, 0), self.n_steps)
-                   for w in wells)
+        return sum(self.n_steps if self.final.get(w) in ("done", "skipped", "failed")
+                   else min(self.steps_done.get(w, 0), self.n_steps) for w in wells)
 
     @property
     def percent(self) -> int:
-        """Progress in percent (100 only when every well has a result)."""
-        if self.wells and len(self.final) >= len(self.wells):
+        """Progress in percent: 100 once every well has ended (not counting cancelled work)."""
+        ended = self.wells and len(self.final) >= len(self.wells)
+        if ended and "cancelled" not in self.final.values():
             return 100
         return min(99, int(100 * self.done / self.total))
 

@@ -120,7 +120,7 @@ class PreviewWidget(QWidget):
         request = self.scheduler.next_request(steps, session.well, session.site, self._cancel)
         self.status.setText(f"running {session.well} from step {request.start + 1}…")
         self.cancel_button.setEnabled(True)
-        worker = create_worker(compute_preview, session, request, _start_thread=False)
+        worker = create_worker(compute_preview, session, request, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda result, r=request: self._on_result(r, result))
         worker.errored.connect(lambda exc, r=request: self._on_result(r, ("error", str(exc))))
         worker.finished.connect(lambda w=worker: self._live.discard(w))

@@ -153,7 +153,7 @@ class RunPlateWidget(QWidget):
         self.cancel_button.setEnabled(True)
         worker = create_worker(run_plate_events, self.orchestrator, session.pipeline.steps, wells,
                                max_workers=self.workers.value() or None, cancel_event=self._cancel,
-                               _start_thread=False)
+                               _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(self._on_event)
         worker.returned.connect(self._on_done)
         worker.errored.connect(self._on_error)
