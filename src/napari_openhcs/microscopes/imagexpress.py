@@ -207,6 +207,21 @@ def _z_spacing(plans: dict[int, ChannelPlan], index: FileIndex, read: HeaderCach
     return None
 
 
+#: Largest count an HTD may declare; a larger one is corrupt metadata and is ignored
+#: (it would otherwise size loops over the declared waves, z-steps or timepoints).
+MAX_DECLARED = {"NWavelengths": 9, "ZSteps": 100_000, "TimePoints": 1_000_000}
+
+
+def _declared_count(htd: HTD, key: str) -> int:
+    """Return the HTD's ``key`` count, or 0 (with a warning) if it is negative or implausible."""
+    n = htd.integer(key) or 0
+    if not 0 <= n <= MAX_DECLARED[key]:
+        logger.warning("%s declares %s = %d (more than %d); ignoring it as corrupt",
+                       htd.path, key, n, MAX_DECLARED[key])
+        return 0
+    return n
+
+
 def _declared_not_found(htd: HTD | None, index: FileIndex, plans: dict[int, ChannelPlan],
                         wells: set[str]) -> tuple[str, list[tuple[str, str]]]:
     """HTD declarations the disk lacks: a note, and ``(well, message)`` for selected wells."""
@@ -214,16 +229,16 @@ def _declared_not_found(htd: HTD | None, index: FileIndex, plans: dict[int, Chan
         return "", []
     notes = []
     names = htd.wave_names()
-    n_waves = htd.integer("NWavelengths") or 0
+    n_waves = _declared_count(htd, "NWavelengths")
     absent = [w for w in range(1, n_waves + 1) if w not in plans]
     if absent:
         notes.append("waves " + ", ".join(f"w{w}" + (f" ({names[w]})" if w in names else "")
                                           for w in absent))
-    zsteps = htd.integer("ZSteps") or 0
+    zsteps = _declared_count(htd, "ZSteps")
     planes = {z for p in plans.values() for lay in p.layouts.values() for z in lay.planes}
     if htd.flag("ZSeries") and zsteps > max(planes, default=1):
         notes.append(f"ZStep {compact_numbers(z for z in range(1, zsteps + 1) if z not in planes)}")
-    n_t = htd.integer("TimePoints") or 0
+    n_t = _declared_count(htd, "TimePoints")
     times = {t for (_, _, _, t) in index.groups}
     if n_t > len(times):
         notes.append(f"timepoints {compact_numbers(t for t in range(1, n_t + 1) if t not in times)}")
