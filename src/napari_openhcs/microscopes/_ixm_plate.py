@@ -61,6 +61,39 @@ class HeaderCache:
             return dict(self._cache)
 
 
+def odd_sized_images(
+    headers: dict[str, ImageHeader], channel_of: dict[str, int], well_of: dict[str, str]
+) -> tuple[dict[str, ImageHeader], list[tuple[str, str]]]:
+    """Set aside images whose size or pixel type disagrees with most images of their channel.
+
+    One damaged or foreign file must cost its well, not the plate: when one ``(size,
+    dtype)`` holds a strict majority of a channel's headers, the other images of that
+    channel that belong to a well become ``(well, message)`` entries (the well fails
+    with the message) and are left out of the returned headers. Without a strict
+    majority nothing is set aside, and :func:`check_image_sizes` refuses the plate.
+    """
+    by_channel: dict[int, list[str]] = defaultdict(list)
+    for rel in headers:
+        by_channel[channel_of.get(rel, 0)].append(rel)
+    kept = dict(headers)
+    odd: list[tuple[str, str]] = []
+    for ch, rels in by_channel.items():
+        counts: dict[tuple[tuple[int, int], str], int] = defaultdict(int)
+        for rel in rels:
+            counts[(headers[rel].shape, headers[rel].dtype)] += 1
+        (usual, n), *_ = sorted(counts.items(), key=lambda kv: -kv[1])
+        if len(counts) == 1 or 2 * n <= len(rels):
+            continue
+        for rel in rels:
+            h = headers[rel]
+            if (h.shape, h.dtype) != usual and rel in well_of:
+                del kept[rel]
+                odd.append((well_of[rel], f"{h.path} is {_size(h)} but the other images of channel w{ch} "
+                                          f"are {usual[0][1]} x {usual[0][0]} px {usual[1]}; the file is "
+                                          "damaged or from another acquisition"))
+    return kept, odd
+
+
 def check_image_sizes(
     headers: dict[str, ImageHeader], channel_of: dict[str, int]
 ) -> tuple[tuple[int, int], str]:

@@ -48,7 +48,14 @@ from ._handler_utils import find_below, plane_spacing, unit_factor_um
 from ._htd import HTD, read_htd
 from ._ixm_channels import ChannelLayout, ChannelPlan, plan_channels
 from ._ixm_files import FileIndex, find_htd, is_acquisition_dir, parse_image_name, scan_acquisition
-from ._ixm_plate import HeaderCache, check_image_sizes, missing_images, site_grid, stage_position
+from ._ixm_plate import (
+    HeaderCache,
+    check_image_sizes,
+    missing_images,
+    odd_sized_images,
+    site_grid,
+    stage_position,
+)
 from ._metaseries import ImageHeader
 from .describe import compact_numbers
 from .detect import PlateFormatError
@@ -340,6 +347,8 @@ def open_plate(root: Path, source: str = "planes") -> Plate:
     headers = read.cached()
     channel_of = {rel: parsed.wave for rel in headers
                   if (parsed := parse_image_name(rel.rsplit("/", 1)[-1])) is not None}
+    headers, odd = odd_sized_images(headers, channel_of, {r.path: r.well for r in records})
+    missing += odd
     shape, dtype = check_image_sizes(headers, channel_of)
 
     channels = _channels(plans, samples, htd, present)
