@@ -188,14 +188,19 @@ class ThreadExecutor:
         """Run every context; return ``{well: WellResult}``."""
         events: queue.Queue[Any] = queue.Queue()
         results: dict[str, WellResult] = {}
+        stop = threading.Event()  # set when the run is interrupted (Ctrl-C, a crash)
+
+        def cancelled() -> bool:
+            return cancel_event.is_set() or stop.is_set()
 
         def task(c: ProcessingContext) -> WellResult:
-            if cancel_event.is_set():
+            if cancelled():
                 return WellResult(c.well, "cancelled", "cancelled before it started")
             events.put(WellStarted(c.well))
-            return execute_well(c, emit=events.put, is_cancelled=cancel_event.is_set)
+            return execute_well(c, emit=events.put, is_cancelled=cancelled)
 
-        with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, max_workers))
+        try:
             futures = {pool.submit(task, c) for c in contexts}
             while futures:
                 done, futures = wait(futures, timeout=POLL_S, return_when=FIRST_COMPLETED)
@@ -205,6 +210,12 @@ class ThreadExecutor:
                     r = f.result()
                     results[r.well] = r
                     emit(_finish_event(r))
+        except BaseException:
+            # interrupted: queued wells must not start, running ones stop between steps
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         while not events.empty():
             emit(events.get_nowait())
         return results
