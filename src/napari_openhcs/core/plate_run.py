@@ -145,7 +145,17 @@ def run_plate(
             runner = get_executor(executor, **options)
         else:
             runner = executor
-        results.update(runner.run(to_run, max_workers=workers, emit=on_event, cancel_event=cancel))
+        try:
+            results.update(runner.run(to_run, max_workers=workers, emit=on_event, cancel_event=cancel))
+        except BaseException:
+            # interrupted (Ctrl-C, an executor crash): list every well complete on disk so the
+            # plate metadata matches the wells a reader can open; a rerun computes the rest
+            for w in writers:
+                try:
+                    w.register_completed_wells()
+                except Exception:
+                    logger.exception("could not update plate metadata of %s", w.path)
+            raise
         for w in writers:
             w.register_completed_wells(sorted(set(completed)))
         _combine_tables(output)
