@@ -12,6 +12,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,8 @@ from .components import Component
 from .context import BoundCall, ProcessingContext, StepPlan, WellInput
 from .errors import StepExecutionError, WellCancelledError
 from .events import StepFinished
-from .memory_types import to_memory_type
+from .gpu_runtime import device_scope, gpu_well, oom_fallback, release_gpu_memory, resolve_call, state_to_host
+from .memory_types import memory_type_of, to_memory_type
 from .results import WellResult
 from .well_state import (
     AXIS_POS,
@@ -39,6 +41,9 @@ logger = logging.getLogger(__name__)
 Emit = Callable[[Any], None]
 IsCancelled = Callable[[], bool]
 
+#: Threads reading one well's images at once (file reads and decompression release the GIL).
+READ_THREADS = 8
+
 
 @dataclass
 class WellRun:
@@ -53,7 +58,7 @@ class WellRun:
 
 
 def read_well(inputs: WellInput) -> WellState:
-    """Read every raw image of a well into memory.
+    """Read every raw image of a well into memory, several files at a time.
 
     Raises
     ------
@@ -66,9 +71,15 @@ def read_well(inputs: WellInput) -> WellState:
         )
     if not inputs.records:
         raise StepExecutionError(f"well {inputs.well} has no images")
+    threads = max(1, min(READ_THREADS, len(inputs.records)))
+    if threads == 1:
+        arrays = [read_record(inputs, rec) for rec in inputs.records]  # type: ignore[arg-type]
+    else:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="read-well") as pool:
+            futures = [pool.submit(read_record, inputs, rec) for rec in inputs.records]  # type: ignore[arg-type]
+            arrays = [f.result() for f in futures]  # the first failure in record order is raised
     images: dict[tuple[int, int, int, int], np.ndarray] = {}
-    for rec in inputs.records:
-        data = read_record(inputs, rec)  # type: ignore[arg-type]
+    for rec, data in zip(inputs.records, arrays):
         if data.shape != tuple(inputs.image_shape):
             raise StepExecutionError(
                 f"{rec.path}: image is {data.shape[1]}x{data.shape[0]} px but the plate's images "
@@ -96,13 +107,12 @@ def _metadata_value(name: str, inputs: WellInput, keys: list[tuple[int, int, int
     raise KeyError(name)
 
 
-def _check_output(out: Any, call: BoundCall, n_in: int) -> np.ndarray:
-    arr = out
-    if hasattr(arr, "get") and not isinstance(arr, np.ndarray) and type(arr).__module__.startswith("cupy"):
-        arr = arr.get()
-    arr = np.asarray(arr) if not isinstance(arr, np.ndarray) else arr
+def _check_output(out: Any, call: BoundCall, n_in: int) -> Any:
+    """Validate a function's output stack; a GPU array is checked, and returned, on its device."""
+    on_device = memory_type_of(out) == "cupy"
+    arr = out if on_device or isinstance(out, np.ndarray) else np.asarray(out)
     if arr.ndim == 2:
-        arr = arr[np.newaxis]
+        arr = arr[None]
     if arr.ndim != 3:
         raise StepExecutionError(
             f"{call.name}() returned an array of shape {arr.shape}; expected a (N, Y, X) stack"
@@ -117,10 +127,30 @@ def _check_output(out: Any, call: BoundCall, n_in: int) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise StepExecutionError(
             f"{call.name}() returned an array of dtype {arr.dtype}; expected real numbers")
-    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        raise StepExecutionError(f"{call.name}() returned {bad} NaN or infinite values")
+    if np.issubdtype(arr.dtype, np.floating):
+        from ..functions._xp import get_modules
+
+        xp, _ = get_modules(arr)
+        bad = int(arr.size - int(xp.count_nonzero(xp.isfinite(arr))))
+        if bad:
+            raise StepExecutionError(f"{call.name}() returned {bad} NaN or infinite values")
     return arr
+
+
+def _stack(state: WellState, keys: list[tuple[int, int, int, int]], consume: bool) -> Any:
+    """Stack a group's images (see ``run_step``); on the GPU when any of them is already there."""
+    arrays = [state.images[k] for k in keys]
+    if all(memory_type_of(a) != "cupy" for a in arrays):
+        return take_stack(state, keys) if consume else stack_images(state, keys)
+    from ..functions._xp import get_modules
+
+    if len({a.shape for a in arrays}) > 1:
+        return stack_images(state_to_host(state), keys)  # raises, naming the images
+    if consume:
+        for k in keys:
+            del state.images[k]
+    xp, _ = get_modules(next(a for a in arrays if memory_type_of(a) == "cupy"))
+    return xp.stack([xp.asarray(a) for a in arrays])
 
 
 def apply_calls(
@@ -133,15 +163,24 @@ def apply_calls(
     collapsed: frozenset[Component],
     device: str,
 ) -> np.ndarray:
-    """Apply a chain of calls to one group's stack, storing its special outputs."""
+    """Apply a chain of calls to one group's stack, storing its special outputs.
+
+    On a GPU (``device`` ``"cuda:N"``) each registered function with a CuPy twin runs
+    as its twin; the stack moves to the device once and back to the host only for a
+    function without a twin (special outputs are always kept on the host). The
+    returned stack may be a device array.
+    """
+    from ..functions._xp import to_host
+
     for call in calls:
         kwargs = dict(call.kwargs)
         for name in call.special_inputs:
             kwargs[name] = specials.get(name, group)
         for name in call.metadata_inputs:
             kwargs[name] = _metadata_value(name, inputs, keys)
-        data = to_memory_type(stack, call.memory_type, device)
-        out = call.func(data, **kwargs)
+        func, memory_type = resolve_call(call, device)
+        data = to_memory_type(stack, memory_type, device)
+        out = func(data, **kwargs)
         if call.special_outputs:
             if not isinstance(out, tuple) or len(out) != 1 + len(call.special_outputs):
                 raise StepExecutionError(
@@ -150,7 +189,7 @@ def apply_calls(
                 )
             out, *extras = out
             for sname, value in zip(call.special_outputs, extras):
-                specials.put(sname, special_key(group, collapsed), value)
+                specials.put(sname, special_key(group, collapsed), to_host(value))
         elif isinstance(out, tuple):
             raise StepExecutionError(f"{call.name}() returned a tuple but declares no special outputs")
         stack = _check_output(out, call, stack.shape[0])
@@ -186,7 +225,7 @@ def run_step(
                 continue
         else:
             calls = plan.calls
-        stack = take_stack(state, keys) if consume else stack_images(state, keys)
+        stack = _stack(state, keys, consume)
         out = apply_calls(calls, stack, group, keys, inputs, specials,
                           frozenset(collapsed), device)
         del stack
@@ -204,6 +243,13 @@ def run_step(
     return WellState(new_images, frozenset(collapsed), collapsed_channels)
 
 
+def _stays_on_device(context: ProcessingContext, plan: StepPlan, keep_intermediates: bool) -> bool:
+    """True when a step's output may stay on its GPU: the next step runs on the same one."""
+    following = context.steps[plan.index + 1] if plan.index + 1 < len(context.steps) else None
+    return (not keep_intermediates and following is not None and plan.device.startswith("cuda")
+            and following.device == plan.device)
+
+
 def run_steps(
     context: ProcessingContext,
     *,
@@ -218,7 +264,9 @@ def run_steps(
     """Run the steps of ``context`` from ``start_step`` on; raise on the first failure.
 
     ``on_step(plan, state, seconds)`` is called after each step (e.g. to write a
-    materialized step's output, or to emit progress).
+    materialized step's output, or to emit progress). Each step runs on its plan's
+    device; between two steps on the same GPU the images stay there, otherwise (and
+    always with ``keep_intermediates``) the state handed on is on the host.
     """
     specials = specials if specials is not None else SpecialStore()
     timings: dict[str, float] = {}
@@ -254,7 +302,8 @@ def run_steps(
             raw = None  # read again if a later step needs it
         t0 = time.perf_counter()
         try:
-            state = run_step(plan, source, context.inputs, specials, context.device, consume=consume)
+            with device_scope(plan.device):
+                state = run_step(plan, source, context.inputs, specials, plan.device, consume=consume)
         except WellCancelledError:
             raise
         except Exception as exc:
@@ -265,6 +314,8 @@ def run_steps(
             ) from exc
         del source
         own_state = own_state or own_raw
+        if not _stays_on_device(context, plan, keep_intermediates):
+            state = state_to_host(state)
         elapsed = time.perf_counter() - t0
         timings[plan.name] = timings.get(plan.name, 0.0) + elapsed
         if keep_intermediates:
@@ -277,35 +328,26 @@ def run_steps(
     return run
 
 
-def execute_well(
+def _run_and_write(
     context: ProcessingContext,
-    emit: Emit | None = None,
-    is_cancelled: IsCancelled | None = None,
-) -> WellResult:
-    """Run one well end to end and write its outputs; never raises.
+    emit: Emit | None,
+    cancelled: IsCancelled,
+    reported: set[int],
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """One attempt at a well: run its steps and write its outputs; raise on failure.
 
-    Returns
-    -------
-    WellResult
-        ``done``, ``failed`` (with the step and reason) or ``cancelled``.
+    ``reported`` holds the steps whose ``StepFinished`` was already emitted (by an
+    earlier attempt), which are not reported twice.
     """
     from .well_output import WellWriter
 
-    t_start = time.perf_counter()
     writer = WellWriter(context)
-    deadline = t_start + context.timeout_s if context.timeout_s else None
-
-    def cancelled() -> bool:
-        if deadline is not None and time.perf_counter() > deadline:
-            raise StepExecutionError(
-                f"well {context.well} exceeded the per-well timeout of {context.timeout_s:g} s"
-            )
-        return bool(is_cancelled and is_cancelled())
 
     def on_step(plan: StepPlan, state: WellState, elapsed: float) -> None:
         if plan.output != "memory" and plan.index != len(context.steps) - 1:
-            writer.write_step(plan, state)
-        if emit is not None:
+            writer.write_step(plan, state_to_host(state))
+        if emit is not None and plan.index not in reported:
+            reported.add(plan.index)
             emit(StepFinished(context.well, plan.index, plan.name, elapsed))
 
     try:
@@ -315,14 +357,60 @@ def execute_well(
         t0 = time.perf_counter()
         outputs = writer.write_final(run.final, run.specials)  # type: ignore[arg-type]
         run.timings["write"] = time.perf_counter() - t0 + writer.step_write_seconds
-        run.timings["total"] = time.perf_counter() - t_start
-        return WellResult(context.well, "done", None, run.timings, outputs)
-    except WellCancelledError as exc:
+        return run.timings, outputs
+    except BaseException:  # also KeyboardInterrupt, SystemExit: leave no table of an unfinished well
         writer.discard()
-        return WellResult(context.well, "cancelled", str(exc),
-                          {"total": time.perf_counter() - t_start})
-    except Exception as exc:
-        writer.discard()
-        msg = str(exc) if isinstance(exc, StepExecutionError) else f"{type(exc).__name__}: {exc}"
-        logger.debug("well %s failed:\n%s", context.well, traceback.format_exc())
-        return WellResult(context.well, "failed", msg, {"total": time.perf_counter() - t_start})
+        raise
+
+
+def execute_well(
+    context: ProcessingContext,
+    emit: Emit | None = None,
+    is_cancelled: IsCancelled | None = None,
+) -> WellResult:
+    """Run one well end to end and write its outputs; never raises.
+
+    A well that runs out of GPU memory is run again once on its GPU (the memory
+    pool freed), then on the CPU; ``WellResult.notes`` says so.
+
+    Returns
+    -------
+    WellResult
+        ``done``, ``failed`` (with the step and reason) or ``cancelled``.
+    """
+    t_start = time.perf_counter()
+    deadline = t_start + context.timeout_s if context.timeout_s else None
+
+    def cancelled() -> bool:
+        if deadline is not None and time.perf_counter() > deadline:
+            raise StepExecutionError(
+                f"well {context.well} exceeded the per-well timeout of {context.timeout_s:g} s"
+            )
+        return bool(is_cancelled and is_cancelled())
+
+    notes: list[str] = []
+    reported: set[int] = set()
+    attempt, current = 0, context
+    while True:
+        retry: tuple[ProcessingContext, str] | None = None
+        try:
+            with gpu_well(current):
+                timings, outputs = _run_and_write(current, emit, cancelled, reported)
+            timings["total"] = time.perf_counter() - t_start
+            return WellResult(context.well, "done", None, timings, outputs, tuple(notes))
+        except WellCancelledError as exc:
+            return WellResult(context.well, "cancelled", str(exc),
+                              {"total": time.perf_counter() - t_start}, notes=tuple(notes))
+        except Exception as exc:
+            retry = oom_fallback(current, exc, attempt)
+            if retry is None:
+                msg = str(exc) if isinstance(exc, StepExecutionError) else f"{type(exc).__name__}: {exc}"
+                logger.debug("well %s failed:\n%s", context.well, traceback.format_exc())
+                return WellResult(context.well, "failed", msg, {"total": time.perf_counter() - t_start},
+                                  notes=tuple(notes))
+        # outside the except block, so the failed attempt's arrays can be freed
+        current, note = retry
+        notes.append(note)
+        logger.warning("well %s: %s", context.well, note)
+        release_gpu_memory()
+        attempt += 1
