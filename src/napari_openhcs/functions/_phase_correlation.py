@@ -154,6 +154,25 @@ def overlap_ncc(a: np.ndarray, b: np.ndarray, offset: tuple[int, int]) -> tuple[
     return float((pa * pb).sum() / denom), int(pa.size)
 
 
+class _NccMemo:
+    """:func:`overlap_ncc` of one pair of tiles, remembered per offset.
+
+    Climbing from several candidates and the quadratic fit around the maximum
+    visit many offsets more than once; each is computed once.
+    """
+
+    def __init__(self, a: np.ndarray, b: np.ndarray) -> None:
+        self.a, self.b = a, b
+        self._seen: dict[tuple[int, int], tuple[float, int]] = {}
+
+    def __call__(self, offset: tuple[int, int]) -> tuple[float, int]:
+        key = (int(offset[0]), int(offset[1]))
+        value = self._seen.get(key)
+        if value is None:
+            value = self._seen[key] = overlap_ncc(self.a, self.b, key)
+        return value
+
+
 def _crop_overlap(
     a: np.ndarray, b: np.ndarray, nominal: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -173,6 +192,7 @@ def _climb(
     ncc: float,
     min_area: float,
     max_steps: int = 64,
+    ncc_at: _NccMemo | None = None,
 ) -> tuple[float, tuple[int, int]]:
     """Move an integer displacement uphill on the overlap NCC to its local maximum.
 
@@ -180,12 +200,13 @@ def _climb(
     pixels when the stage error is a large part of the overlap; the NCC of the
     real overlap has no such bias.
     """
+    ncc_at = ncc_at or _NccMemo(a, b)
     for _ in range(max_steps):
         scores = []
         for oy, ox in itertools.product((-1, 0, 1), repeat=2):
             if oy or ox:
                 cand = (offset[0] + oy, offset[1] + ox)
-                value, area = overlap_ncc(a, b, cand)
+                value, area = ncc_at(cand)
                 if np.isfinite(value) and area >= min_area:
                     scores.append((value, cand))
         if not scores:
@@ -237,7 +258,12 @@ def _coarse_candidates(
 
 
 def _quadratic_peak(
-    a: np.ndarray, b: np.ndarray, offset: tuple[int, int], min_area: float, radius: int = 2
+    a: np.ndarray,
+    b: np.ndarray,
+    offset: tuple[int, int],
+    min_area: float,
+    radius: int = 2,
+    ncc_at: _NccMemo | None = None,
 ) -> tuple[float, float, float]:
     """Refine an NCC maximum by a least-squares quadratic over its neighbourhood.
 
@@ -253,12 +279,13 @@ def _quadratic_peak(
     dy, dx, ncc : float
         Subpixel displacement and the NCC at the integer maximum.
     """
+    ncc_at = ncc_at or _NccMemo(a, b)
     steps = np.arange(-radius, radius + 1)
     gy, gx = (g.ravel() for g in np.meshgrid(steps, steps, indexing="ij"))
     values = np.full(gy.size, np.nan)
     for _ in range(8):
         for i, (oy, ox) in enumerate(zip(gy, gx)):
-            ncc, area = overlap_ncc(a, b, (offset[0] + int(oy), offset[1] + int(ox)))
+            ncc, area = ncc_at((offset[0] + int(oy), offset[1] + int(ox)))
             values[i] = ncc if area >= min_area else np.nan
         if not np.isfinite(values).any():
             break
@@ -346,11 +373,12 @@ def register_pair(
         for sy, sx in itertools.product((py, py - ca.shape[0]), (px, px - ca.shape[1])):
             candidates.add((ny + sy, nx + sx))
     candidates.update(_coarse_candidates(a, b, (ny, nx), max_shift, min_area))
+    ncc_at = _NccMemo(a, b)
     scored = []
     for offset in candidates:
         if max(abs(offset[0] - ny), abs(offset[1] - nx)) > max_shift:
             continue
-        ncc, area = overlap_ncc(a, b, offset)
+        ncc, area = ncc_at(offset)
         if area >= min_area and np.isfinite(ncc):
             scored.append((ncc, offset))
     if not scored:
@@ -358,7 +386,7 @@ def register_pair(
             float(nominal[0]), float(nominal[1]), float("nan"), False, "no valid peak within max_shift_px"
         )
     scored.sort(reverse=True)
-    ncc, offset = max(_climb(a, b, off, value, min_area) for value, off in scored[:n_climb])
+    ncc, offset = max(_climb(a, b, off, value, min_area, ncc_at=ncc_at) for value, off in scored[:n_climb])
     if ncc < min_quality:
         return PairRegistration(
             float(nominal[0]),
@@ -375,5 +403,5 @@ def register_pair(
             False,
             f"shift exceeds max_shift_px ({max_shift:g})",
         )
-    dy, dx, refined = _quadratic_peak(a, b, offset, min_area)
+    dy, dx, refined = _quadratic_peak(a, b, offset, min_area, ncc_at=ncc_at)
     return PairRegistration(dy, dx, refined if np.isfinite(refined) else ncc, True)
