@@ -135,6 +135,17 @@ def test_wrapped_operations_pickle_by_name() -> None:
     assert isinstance(op, WrappedOperation) and repr(op) == "<wrapped operation ndimage.gaussian_filter>"
 
 
+def test_a_worker_process_unpickles_and_runs_a_wrapped_operation() -> None:
+    payload = pickle.dumps((get_function("ndimage.uniform_filter").func, intensity_stack()))
+    code = (
+        "import pickle, sys\n"
+        "op, stack = pickle.loads(sys.stdin.buffer.read())\n"
+        "print(op.__name__, op(stack, size=5).shape)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], input=payload, capture_output=True, check=True)
+    assert run.stdout.decode().split() == ["ndimage.uniform_filter", "(2,", "40,", "48)"]
+
+
 def test_registering_imports_neither_library_and_is_fast() -> None:
     code = (
         "import sys, time\n"

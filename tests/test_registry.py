@@ -109,7 +109,7 @@ def test_unknown_names_suggest_close_matches() -> None:
     with pytest.raises(KeyError, match="segment_nuclei"):
         get_function("segment_nucleii")
     with pytest.raises(KeyError, match="no 'gpu' implementation"):
-        get_function("max_projection", backend="gpu")
+        get_function("ndimage.label", backend="gpu")
     assert twins("no such function") == {}
 
 
