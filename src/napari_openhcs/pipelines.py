@@ -38,8 +38,12 @@ def stitching_pipeline(low: float = 0.5, high: float = 99.5) -> list[FunctionSte
 
 
 def reference_pipeline() -> list[FunctionStep]:
-    """The reference workload: :func:`stitching_pipeline` then nuclei counts per well."""
+    """The reference workload: :func:`stitching_pipeline`, then nuclei counted per well.
+
+    The output plate holds the stitched, max-projected channels; the nuclei counts of
+    the first channel go to the ``cell_counts`` table.
+    """
     steps = stitching_pipeline()
-    steps.append(FunctionStep(func={"1": _f("count_nuclei")}, name="count nuclei",
+    steps.append(FunctionStep(func={"1": (_f("count_nuclei"), {"keep_image": True})}, name="count nuclei",
                               variable_components=[VariableComponents.SITE], group_by=GroupBy.CHANNEL))
     return steps

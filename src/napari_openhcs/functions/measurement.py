@@ -135,9 +135,10 @@ def count_nuclei(
     min_area: Area = 30,
     max_area: Area = 0,
     clear_border: bool = False,
+    keep_image: bool = False,
     pixel_size: float | None = None,
 ) -> tuple[np.ndarray, Table]:
-    """Segment and count nuclei per slice; the labels replace the image.
+    """Segment and count nuclei per slice; the labels replace the image unless ``keep_image``.
 
     Segmentation as in ``segment_nuclei`` (touching nuclei are split). The
     ``cell_counts`` output has one row per slice: ``slice``, ``count``,
@@ -164,13 +165,15 @@ def count_nuclei(
         Objects larger than this (pixels) are not counted; 0: no limit.
     clear_border : bool
         Do not count nuclei touching the image border.
+    keep_image : bool
+        Return the input stack unchanged instead of the labels (count only).
     pixel_size : float, optional
         µm per pixel (filled by the engine).
 
     Returns
     -------
     labels : ndarray
-        ``(N, Y, X)`` int32 label stack.
+        ``(N, Y, X)`` int32 label stack (the input stack with ``keep_image``).
     cell_counts : dict of str to ndarray
         One row per slice (special output ``cell_counts``).
 
@@ -197,7 +200,7 @@ def count_nuclei(
         table = shape_table(slice_labels, pixel_size)
         table.update(intensity_columns(image, slice_labels, table["label"]))
         rows.append({"slice": np.array([i], dtype=np.int64), **summary_row(table)})
-    return labels, concat_tables(rows)
+    return (stack if keep_image else labels), concat_tables(rows)
 
 
 @register(category="Measurement", special_outputs=("cell_table", "cell_summary"),
