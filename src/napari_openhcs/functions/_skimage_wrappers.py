@@ -93,7 +93,7 @@ def _as_labels(plane: np.ndarray) -> np.ndarray:
     return ndi.label(plane != 0)[0].astype(np.int32)
 
 
-def _docstring(summary: str, source: str, kind: str, options: tuple[tuple[str, Any], ...]) -> str:
+def _docstring(summary: str, source: str, kind: str, options: tuple[tuple[str, Any, str], ...]) -> str:
     lines = [
         summary,
         "",
@@ -105,12 +105,9 @@ def _docstring(summary: str, source: str, kind: str, options: tuple[tuple[str, A
         "stack : ndarray",
         "    ``(N, Y, X)`` stack.",
     ]
-    for name, default in options:
-        if name == "footprint_radius":
-            lines += [f"{name} : int", "    Radius in pixels of the disk used as ``footprint``."]
-        else:
-            lines += [f"{name} : {type(default).__name__}",
-                      f"    Option ``{name}`` of ``{source}`` (default ``{default!r}``)."]
+    for name, default, text in options:
+        text = text or f"Option ``{name}`` of ``{source}``."
+        lines += [f"{name} : {type(default).__name__}", f"    {text}"]
     lines += ["", "Returns", "-------", "ndarray", "    ``(N, Y, X)`` stack."]
     return "\n".join(lines)
 
@@ -128,14 +125,14 @@ class WrappedOperation:
         How the function is applied (see :mod:`._wrapped_table`).
     summary : str
         One-line description.
-    options : tuple of (str, default)
-        Keyword options shown in forms, with their defaults.
+    options : tuple of (str, default, str)
+        Keyword options shown in forms: name, default and a one-sentence description.
 
     Examples
     --------
     >>> import numpy as np
     >>> op = WrappedOperation("ndimage.median_filter", "scipy.ndimage", "median_filter", "image",
-    ...                       "Median filter.", (("size", 3),))
+    ...                       "Median filter.", (("size", 3, "Width of the neighbourhood."),))
     >>> stack = np.full((2, 16, 16), 100, dtype=np.uint16)
     >>> stack[0, 8, 8] = 60000
     >>> op(stack, size=3)[0, 8, 8], op(stack).shape
@@ -143,17 +140,17 @@ class WrappedOperation:
     """
 
     def __init__(self, name: str, module: str, function: str, kind: str, summary: str,
-                 options: tuple[tuple[str, Any], ...]) -> None:
+                 options: tuple[tuple[str, Any, str], ...]) -> None:
         self.__name__ = name
         self.__qualname__ = name
         self.__module__ = __name__
         self._module, self._function, self._kind = module, function, kind
         self._target: Callable[..., Any] | None = None
-        self._defaults = dict(options)
+        self._defaults = {n: d for n, d, _ in options}
         self._fixed = FIXED.get(f"{module}.{function}", {})
         params = [inspect.Parameter("stack", inspect.Parameter.POSITIONAL_ONLY, annotation=np.ndarray)]
         params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d,
-                                     annotation=option_annotation(n, d, module)) for n, d in options]
+                                     annotation=option_annotation(n, d, module)) for n, d, _ in options]
         self.__signature__ = inspect.Signature(params, return_annotation=np.ndarray)
         self.__doc__ = _docstring(summary, f"{module}.{function}", kind, options)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,58 @@ HIDDEN = frozenset({
     "offset_coordinates", "shift_x", "shift_y", "shift_z", "image_shape", "convert2lab",
 })
 
-Signature = tuple[str, tuple[tuple[str, Any], ...]]
+Option = tuple[str, Any, str]
+Signature = tuple[str, tuple[Option, ...]]
+_PARAMETER_SECTIONS = ("Parameters", "Other Parameters")
+_SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)(?<!etc)\.\s")
+_FOOTPRINT_TEXT = "Radius in pixels of the disk used as the neighbourhood."
+#: Descriptions that read badly out of their docstring's context.
+_OPTION_TEXT = {
+    ("scipy.ndimage", "size"): "Width in pixels of the square neighbourhood.",
+}
+
+
+def option_descriptions(doc: str) -> dict[str, str]:
+    """Return the first sentence describing each parameter in a numpydoc docstring.
+
+    Examples
+    --------
+    >>> doc = "Blur.\\n\\nParameters\\n----------\\nimage : ndarray\\n    Input.\\n" \\
+    ...       "sigma, truncate : float\\n    Width of the kernel. Larger is smoother.\\n"
+    >>> option_descriptions(doc)
+    {'image': 'Input.', 'sigma': 'Width of the kernel.', 'truncate': 'Width of the kernel.'}
+    """
+    lines = doc.splitlines()
+    out: dict[str, str] = {}
+    section = ""
+    names: list[str] = []
+    text: list[str] = []
+
+    def flush() -> None:
+        if names and text:
+            sentence = _SENTENCE_END.split(" ".join(text), maxsplit=1)[0].strip().rstrip(".") + "."
+            for n in names:
+                out.setdefault(n, sentence[:200])
+
+    for i, line in enumerate(lines):
+        if i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"} and line.strip():
+            flush()
+            section, names, text = line.strip(), [], []
+            continue
+        if section not in _PARAMETER_SECTIONS or set(line.strip()) == {"-"}:
+            continue
+        if line and not line[0].isspace():
+            flush()
+            names = [n.strip() for n in line.split(":")[0].split(",") if n.strip()]
+            text = []
+        elif line.strip() and names:
+            text.append(line.strip())
+    flush()
+    return out
 
 
 def describe(module_name: str, name: str) -> Signature:
-    """Return ``(summary, ((option, default), ...))`` of one operation as forms show it.
+    """Return ``(summary, ((option, default, description), ...))`` of one operation as forms show it.
 
     Options with a number, flag or word default are kept (``DEFAULTS`` fills
     required or ``None`` ones); a scikit-image ``footprint`` becomes
@@ -47,12 +95,14 @@ def describe(module_name: str, name: str) -> Signature:
     func = getattr(importlib.import_module(module_name), name)
     overrides = DEFAULTS.get(qualified, {})
     fixed = FIXED.get(qualified, {})
-    options: list[tuple[str, Any]] = []
+    doc = inspect.getdoc(func) or ""
+    described = option_descriptions(doc)
+    options: list[Option] = []
     for p in list(inspect.signature(func).parameters.values())[1:]:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in fixed:
             continue
         if p.name == "footprint" and module_name.startswith("skimage"):
-            options.insert(0, ("footprint_radius", 1))
+            options.insert(0, ("footprint_radius", 1, _FOOTPRINT_TEXT))
             continue
         if p.name in overrides:
             default = overrides[p.name]
@@ -64,8 +114,8 @@ def describe(module_name: str, name: str) -> Signature:
             raise ValueError(f"{qualified}: option {p.name!r} has no default; add one to DEFAULTS")
         if default is None or not isinstance(default, bool | int | float | str):
             continue  # None ("automatic"), arrays, callables, deprecation markers: keep the original's
-        options.append((p.name, default))
-    doc = inspect.getdoc(func) or ""
+        text = _OPTION_TEXT.get((module_name, p.name)) or described.get(p.name, "")
+        options.append((p.name, default, text))
     summary = next((line.strip() for line in doc.splitlines() if line.strip()), name)
     return summary, tuple(options)
 
@@ -89,7 +139,7 @@ def generate_source() -> str:
         "",
         "# ruff: noqa: E501  (one operation per line)",
         "",
-        "SIGNATURES: dict[str, tuple[str, tuple[tuple[str, object], ...]]] = {",
+        "SIGNATURES: dict[str, tuple[str, tuple[tuple[str, object, str], ...]]] = {",
     ]
     for key, (summary, options) in describe_all().items():
         lines.append(f"    {key!r}: ({summary!r}, {options!r}),")
