@@ -20,6 +20,7 @@ from .events import WellFinished
 from .execution import get_executor
 from .results import WellResult
 from .steps import FunctionStep
+from .well_output import settle_pending_tables
 
 if TYPE_CHECKING:
     from .orchestrator import PipelineOrchestrator
@@ -111,6 +112,7 @@ def run_plate(
         writers = _plate_writers(output, provenance(orch, steps, output))
         main = writers[0]
         done = main.completed_wells()
+        settle_pending_tables(output.tables_dir, done)  # left by a killed run
         results: dict[str, WellResult] = {}
         completed: list[str] = []
         to_run: list[ProcessingContext] = []
@@ -158,6 +160,8 @@ def run_plate(
             raise
         for w in writers:
             w.register_completed_wells(sorted(set(completed)))
+        # pending tables of a worker killed after its well's rename (Dask reruns such a task)
+        settle_pending_tables(output.tables_dir, main.completed_wells())
         _combine_tables(output)
     failed = [w for w, r in results.items() if r.status == "failed"]
     if failed:

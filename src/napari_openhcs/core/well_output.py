@@ -3,11 +3,18 @@
 Order matters for "nothing half-written is ever visible": tables and materialized
 steps first, the final image last. The final well appears at its path in one
 atomic rename, so its presence means the whole well is complete.
+
+Per-well tables are written under hidden *pending* names
+(``.<B03.csv>.<pipeline hash>.pending``) and renamed to their final names only after
+the image: a table never shows for a well that is not complete. A run killed between
+the two leaves pending tables; :func:`settle_pending_tables` (run by the next plate
+run) renames those of complete wells and deletes the others.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Mapping
@@ -100,6 +107,51 @@ def _table_rows(value: Any) -> dict[str, list[Any]]:
     return {k: list(np.asarray(v).tolist()) for k, v in value.items()}
 
 
+PENDING_SUFFIX = ".pending"
+
+
+def _pending_name(final: Path, pipeline_hash: str) -> Path:
+    return final.with_name(f".{final.name}.{pipeline_hash}{PENDING_SUFFIX}")
+
+
+def settle_pending_tables(tables_dir: Path, complete: Mapping[str, Mapping[str, Any]]) -> None:
+    """Finish or remove the pending tables left by an interrupted run.
+
+    Parameters
+    ----------
+    tables_dir
+        The run's ``tables`` folder.
+    complete
+        ``{well: completion record}`` of the wells complete in the output plate. A
+        pending table of such a well, written by the same pipeline, is renamed to its
+        final name; every other pending (or partially written) table is deleted.
+    """
+    from ..microscopes.plate import canonical_well
+
+    if not tables_dir.is_dir():
+        return
+    for folder in (p for p in tables_dir.iterdir() if p.is_dir()):
+        for path in folder.iterdir():
+            name = path.name
+            if name.startswith(".") and name.endswith(".partial"):
+                path.unlink(missing_ok=True)  # an atomic write cut short
+                continue
+            if not (name.startswith(".") and name.endswith(PENDING_SUFFIX)):
+                continue
+            final_name, _, digest = name[1:-len(PENDING_SUFFIX)].rpartition(".")
+            try:
+                well = canonical_well(final_name.split(".", 1)[0].split("_", 1)[0])
+            except ValueError:
+                continue
+            record = complete.get(well)
+            if record is not None and record.get("pipeline_hash") == digest:
+                logger.info("completing table %s of well %s (interrupted run)", final_name, well)
+                os.replace(path, folder / final_name)
+            else:
+                logger.info("removing table %s of incomplete well %s (interrupted run)", name, well)
+                path.unlink(missing_ok=True)
+
+
 class WellWriter:
     """Writes one well's outputs as the well runner produces them."""
 
@@ -107,6 +159,13 @@ class WellWriter:
         self.context = context
         self.step_write_seconds = 0.0
         self._written_tables: list[Path] = []
+        self._pending: list[tuple[Path, Path]] = []
+
+    def _pending_path(self, final: Path) -> Path:
+        pending = _pending_name(final, self.context.output.pipeline_hash)
+        self._pending.append((pending, final))
+        self._written_tables.append(pending)
+        return pending
 
     def _write_plate_well(self, plate_path: Path, state: WellState) -> None:
         from ..io import HCSPlateWriter, OutputChannel
@@ -153,24 +212,28 @@ class WellWriter:
                         row.update({col: vals[i] for col, vals in cols.items()})
                         merged.append(row)
                 path = folder / f"{well}.csv"
-                write_table_csv(path, merged)
-                self._written_tables.append(path)
+                write_table_csv(self._pending_path(path), merged)
                 out[name] = str(path)
             else:
                 for i, (key, value) in enumerate(entries):
                     suffix = "_".join(f"{c.value}{v}" for c, v in key.items()) or str(i)
                     path = folder / f"{well}_{suffix}.npz"
                     arrays = dict(value) if isinstance(value, Mapping) else {"data": value}
-                    np.savez_compressed(path, **{k: np.asarray(v) for k, v in arrays.items()})
-                    self._written_tables.append(path)
+                    with open(self._pending_path(path), "wb") as fh:
+                        np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()})
                 out[name] = str(folder)
         return out
 
     def write_final(self, state: WellState, specials: SpecialStore) -> dict[str, Any]:
-        """Write tables, then the final image (its appearance marks the well complete)."""
+        """Write tables (pending), then the final image (its appearance marks the well
+        complete), then give the tables their final names."""
         outputs: dict[str, Any] = dict(self.write_tables(specials))
         self._write_plate_well(self.context.output.plate_path, state)
         outputs["image"] = f"{self.context.output.plate_path}/{self.context.well}"
+        for pending, final in self._pending:
+            os.replace(pending, final)
+        self._pending.clear()
+        self._written_tables.clear()
         return outputs
 
     def discard(self) -> None:
