@@ -103,6 +103,13 @@ def test_count_nuclei_per_slice() -> None:
     assert np.all(counts["mean_intensity"] > 800)
 
 
+def test_count_nuclei_can_keep_the_image() -> None:
+    scene = nuclei_scene(seed=1)
+    image, counts = count_nuclei(scene.nuclei, keep_image=True)
+    np.testing.assert_array_equal(image, scene.nuclei[np.newaxis])
+    assert abs(int(counts["count"][0]) - scene.count) <= 0.05 * scene.count
+
+
 def test_count_nuclei_of_an_empty_field() -> None:
     noise = np.random.default_rng(0).poisson(np.full((1, 64, 64), 200.0)).astype(np.uint16)
     labels, counts = count_nuclei(noise)

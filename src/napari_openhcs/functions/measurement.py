@@ -200,7 +200,7 @@ def count_nuclei(
         table = shape_table(slice_labels, pixel_size)
         table.update(intensity_columns(image, slice_labels, table["label"]))
         rows.append({"slice": np.array([i], dtype=np.int64), **summary_row(table)})
-    return (stack if keep_image else labels), concat_tables(rows)
+    return (arr if keep_image else labels), concat_tables(rows)
 
 
 @register(category="Measurement", special_outputs=("cell_table", "cell_summary"),
