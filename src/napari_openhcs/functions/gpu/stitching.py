@@ -1,0 +1,211 @@
+"""GPU twins of :mod:`napari_openhcs.functions.stitching`: tile positions and assembly.
+
+:func:`compute_tile_positions` measures every neighbour pair with the array-generic
+registration of :mod:`._registration` (FFTs and NCC batches on the tiles' device)
+and solves for the positions on the host with the CPU module's solvers (a few
+dozen numbers). :func:`assemble_tiles` blends the tiles on their device.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, Literal
+
+import numpy as np
+
+from .._assembly import edge_ramp
+from .._stitch_solve import residuals, solve_least_squares, solve_spanning_tree
+from .._xp import get_modules
+from ..registry import register
+from ..stitching import _STAGE_WEIGHT, _nominal_positions, _origins, neighbour_pairs
+from ._registration import register_pair
+
+logger = logging.getLogger(__name__)
+
+
+def _solve(method: str, nominal: np.ndarray, a: np.ndarray, b: np.ndarray, stage: np.ndarray,
+           measured: np.ndarray, quality: np.ndarray, used_phase: np.ndarray, reasons: list[str],
+           max_residual_px: float) -> np.ndarray:
+    """Global solve (host NumPy), dropping inconsistent pairs as the CPU function does."""
+    e = len(a)
+    weight = np.where(used_phase, np.clip(np.nan_to_num(quality), 0.05, 1.0), _STAGE_WEIGHT)
+    if method == "spanning_tree":
+        return solve_spanning_tree(nominal, a, b, measured, weight)
+    if method != "least_squares":
+        raise ValueError(f"method must be 'least_squares' or 'spanning_tree', not {method!r}")
+    while True:
+        positions = solve_least_squares(nominal, a, b, measured, weight)
+        res = np.where(used_phase, residuals(positions, a, b, measured), -np.inf)
+        worst = int(np.argmax(res)) if e else 0
+        if not e or res[worst] <= max_residual_px:
+            return positions
+        used_phase[worst] = False
+        measured[worst] = stage[worst]
+        weight[worst] = _STAGE_WEIGHT
+        reasons[worst] = f"inconsistent with the other pairs (residual {res[worst]:.1f} px)"
+
+
+@register(name="compute_tile_positions", category="Stitching", memory_type="cupy",
+          special_outputs=("positions", "stitch_pairs"),
+          keywords=("phase correlation", "registration", "mosaic", "tile", "montage"))
+def compute_tile_positions(
+    stack: Any,
+    *,
+    site_positions: np.ndarray | None = None,
+    grid_dimensions: tuple[int, int] | None = None,
+    overlap: Annotated[float, {"min": 0.0, "max": 0.9, "step": 0.01}] = 0.1,
+    max_shift_px: Annotated[float, {"min": 0.0, "max": 2000.0, "step": 1.0}] = 50.0,
+    min_quality: Annotated[float, {"min": -1.0, "max": 1.0, "step": 0.05}] = 0.3,
+    min_contrast: Annotated[float, {"min": 0.0, "max": 1.0, "step": 0.005}] = 0.01,
+    method: Literal["least_squares", "spanning_tree"] = "least_squares",
+    max_residual_px: Annotated[float, {"min": 0.0, "max": 100.0, "step": 0.5}] = 3.0,
+) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Compute tile positions by phase correlation of neighbouring tiles (GPU twin).
+
+    See :func:`napari_openhcs.functions.stitching.compute_tile_positions` for the
+    method and every parameter; the tables are host NumPy arrays.
+
+    Parameters
+    ----------
+    stack : ndarray, shape (N, Y, X)
+        One tile per site, in the order of ``site_positions``.
+    site_positions : ndarray, shape (N, 2), optional
+        Stage positions (y, x) in pixels, image-y down (filled in by the engine).
+    grid_dimensions : (int, int), optional
+        Site grid (rows, columns), used with ``overlap`` without stage positions.
+    overlap : float
+        Nominal overlap fraction for the grid layout.
+    max_shift_px : float
+        Largest accepted deviation from the stage displacement per axis (px).
+    min_quality : float
+        Smallest accepted NCC of a pair's overlap.
+    min_contrast : float
+        Smallest ratio of an overlap's standard deviation to its mean intensity.
+    method : {"least_squares", "spanning_tree"}
+        Global solve.
+    max_residual_px : float
+        Least squares only: measured pairs disagreeing by more than this are dropped.
+
+    Returns
+    -------
+    stack : ndarray
+        The input stack, unchanged.
+    positions : dict of str to ndarray
+        Columns ``tile``, ``y``, ``x``.
+    stitch_pairs : dict of str to ndarray
+        One row per neighbour pair (see the CPU function).
+    """
+    xp, _ = get_modules(stack)
+    stack = xp.asarray(stack)
+    if stack.ndim != 3:
+        raise ValueError(f"compute_tile_positions needs a (N, Y, X) stack of tiles, got {stack.shape}")
+    n = stack.shape[0]
+    nominal = _nominal_positions(stack, site_positions, grid_dimensions, overlap)
+    pairs = neighbour_pairs(nominal, tuple(stack.shape[1:]))
+    e = len(pairs)
+    a = np.array([p[0] for p in pairs], dtype=np.intp)
+    b = np.array([p[1] for p in pairs], dtype=np.intp)
+    stage = nominal[b] - nominal[a] if e else np.zeros((0, 2))
+    measured = stage.copy()
+    quality = np.full(e, np.nan)
+    used_phase = np.zeros(e, dtype=bool)
+    reasons = [""] * e
+    for k, (i, j) in enumerate(pairs):
+        result = register_pair(stack[i], stack[j], (float(stage[k, 0]), float(stage[k, 1])),
+                               max_shift=max_shift_px, min_quality=min_quality, min_contrast=min_contrast)
+        measured[k] = (result.dy, result.dx)
+        quality[k] = result.quality
+        used_phase[k] = result.ok
+        reasons[k] = result.reason
+    positions = _solve(method, nominal, a, b, stage, measured, quality, used_phase, reasons, max_residual_px)
+    for k in map(int, np.flatnonzero(~used_phase)):
+        logger.warning("stitching: tiles %d-%d fall back on the stage offset (%.1f, %.1f): %s",
+                       int(a[k]), int(b[k]), float(stage[k, 0]), float(stage[k, 1]), reasons[k])
+    positions = positions - positions.min(axis=0)
+    table = {"tile": np.arange(n), "y": positions[:, 0], "x": positions[:, 1]}
+    pair_table = {
+        "tile_a": a,
+        "tile_b": b,
+        "dy": measured[:, 0],
+        "dx": measured[:, 1],
+        "dy_stage": stage[:, 0],
+        "dx_stage": stage[:, 1],
+        "quality": quality,
+        "used": np.array(["phase" if u else "stage" for u in used_phase], dtype=str),
+        "reason": np.array(reasons, dtype=str),
+        "residual": residuals(positions, a, b, measured) if e else np.zeros(0),
+    }
+    return stack, table, pair_table
+
+
+def _cast(xp: Any, image: Any, dtype: np.dtype[Any]) -> Any:
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return xp.clip(xp.rint(image), info.min, info.max).astype(dtype)
+    if dtype == np.bool_:
+        return image >= 0.5
+    return image.astype(dtype, copy=False)
+
+
+def assemble(tiles: Any, origins: np.ndarray, *, blend: str = "linear") -> Any:
+    """Place ``(N, Y, X)`` tiles at integer origins on one canvas (see :func:`.._assembly.assemble`)."""
+    xp, _ = get_modules(tiles)
+    n, ty, tx = tiles.shape
+    origins = np.asarray(origins, dtype=np.intp).reshape(n, 2)
+    if n == 0:
+        raise ValueError("cannot assemble an empty stack of tiles")
+    if origins.min() < 0:
+        raise ValueError("tile origins must not be negative")
+    height = int(origins[:, 0].max()) + ty
+    width = int(origins[:, 1].max()) + tx
+    if blend == "none":
+        canvas = xp.zeros((height, width), dtype=tiles.dtype)
+        for tile, (y, x) in zip(tiles, origins):
+            canvas[y : y + ty, x : x + tx] = tile
+        return canvas
+    if blend != "linear":
+        raise ValueError(f"blend must be 'linear' or 'none', not {blend!r}")
+    weight = xp.asarray(edge_ramp((ty, tx)))
+    total = xp.zeros((height, width), dtype=np.float32)
+    weight_sum = xp.zeros((height, width), dtype=np.float32)
+    for tile, (y, x) in zip(tiles, origins):
+        total[y : y + ty, x : x + tx] += tile.astype(np.float32) * weight
+        weight_sum[y : y + ty, x : x + tx] += weight
+    covered = weight_sum > 0
+    canvas = xp.where(covered, total / xp.where(covered, weight_sum, 1.0), 0.0).astype(np.float32)
+    return _cast(xp, canvas, tiles.dtype)
+
+
+@register(name="assemble_tiles", category="Stitching", memory_type="cupy", special_inputs=("positions",),
+          keywords=("mosaic", "fuse", "blend"))
+def assemble_tiles(
+    stack: Any,
+    *,
+    positions: dict[str, np.ndarray] | np.ndarray,
+    blend: Literal["linear", "none"] = "linear",
+) -> Any:
+    """Assemble tiles into one image at the given positions (GPU twin).
+
+    See :func:`napari_openhcs.functions.stitching.assemble_tiles`.
+
+    Parameters
+    ----------
+    stack : ndarray, shape (N, Y, X)
+        The tiles, in the order of the positions table's ``tile`` column.
+    positions : dict of str to ndarray or ndarray
+        The ``positions`` table (columns ``tile``, ``y``, ``x``) or an ``(N, 2)`` array.
+    blend : {"linear", "none"}
+        How overlaps are combined.
+
+    Returns
+    -------
+    ndarray, shape (1, H, W)
+        The assembled image, in the input dtype; uncovered pixels are 0.
+    """
+    xp, _ = get_modules(stack)
+    stack = xp.asarray(stack)
+    if stack.ndim != 3:
+        raise ValueError(f"assemble_tiles needs a (N, Y, X) stack of tiles, got {stack.shape}")
+    origins = _origins(positions, stack.shape[0])
+    origins = np.rint(origins - origins.min(axis=0)).astype(np.intp)
+    return assemble(stack, origins, blend=blend)[None]
