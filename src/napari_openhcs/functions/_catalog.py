@@ -18,4 +18,7 @@ from . import _skimage_wrappers  # noqa: F401  (curated scikit-image / scipy.ndi
 # --- stitching and illumination (one import line per module) -----------------
 from . import flatfield  # noqa: F401
 from . import stitching  # noqa: F401
+
+# --- GPU twins (CuPy; imported lazily inside the functions) ------------------
+from . import gpu  # noqa: F401
 # isort: on
