@@ -10,6 +10,7 @@ is refused with the numbers in the message.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,36 @@ def estimate_well_peak(inputs: WellInput, plans: tuple[StepPlan, ...]) -> int:
     keeps_raw = any(p.from_pipeline_start for p in plans[1:])
     working = 2.0 * widen * raw  # one step's input and output
     return int((raw if keeps_raw else 0) + working)
+
+
+#: GPU memory a worker process needs before it allocates an array (CUDA context, libraries).
+CUDA_CONTEXT_BYTES = 512 * 2**20
+
+
+def estimate_well_vram(
+    inputs: WellInput, plans: tuple[StepPlan, ...], gpu_steps: Collection[int] | None = None
+) -> int:
+    """Estimate the peak GPU memory (bytes) of one well; 0 when no step runs on a GPU.
+
+    Between consecutive GPU steps the well's images stay on the device, so the
+    working set is the whole well at float32 precision: a step's input and output
+    plus as much again for the functions' temporaries (FFTs, filters), plus the
+    worker's CUDA context.
+
+    Parameters
+    ----------
+    inputs : WellInput
+        The well's images.
+    plans : tuple of StepPlan
+        The compiled steps.
+    gpu_steps : collection of int, optional
+        Indices of the steps that run on a GPU (default: every step).
+    """
+    steps = [p for p in plans if gpu_steps is None or p.index in gpu_steps]
+    if not steps:
+        return 0
+    widen = max(1.0, 4.0 / np.dtype(inputs.dtype).itemsize)
+    return int(3.0 * widen * well_input_bytes(inputs)) + CUDA_CONTEXT_BYTES
 
 
 def available_memory() -> int:
