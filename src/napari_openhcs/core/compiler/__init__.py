@@ -4,11 +4,13 @@
 2. :mod:`.zarr_stores` — output plates and table folders declared.
 3. :mod:`.materialization` — which outputs are written, which stay in memory.
 4. :mod:`.memory` — per-well peak memory estimated and checked.
-5. :mod:`.gpu` — wells assigned to GPUs (or the CPU).
+5. :mod:`.gpu` — wells assigned to GPUs (or the CPU), and each step's device.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,21 +21,29 @@ from ..context import ProcessingContext, StepPlan, WellInput
 from ..errors import PipelineCompileError
 from ..frozen import FrozenDict
 from ..steps import FunctionStep
-from .gpu import assign_devices, discover_gpus
+from .gpu import GpuPlan, discover_gpus, gpu_steps, plan_gpus, plans_for_device
 from .materialization import plan_materialization
-from .memory import MemoryPlan, estimate_well_peak, validate_memory
+from .memory import MemoryPlan, estimate_well_peak, estimate_well_vram, validate_memory
 from .step_plans import compile_step_plans
 from .zarr_stores import declare_output_stores
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class CompiledPlate:
-    """Everything compilation decided: per-well contexts plus run-wide figures."""
+    """Everything compilation decided: per-well contexts plus run-wide figures.
+
+    ``gpu`` is phase 5's plan (devices, wells per GPU); ``notes`` are warnings the
+    user should see (e.g. a ``backend="gpu"`` step that runs on the CPU).
+    """
 
     contexts: dict[str, ProcessingContext]
     plans: tuple[StepPlan, ...]
     memory: MemoryPlan
     incomplete_wells: dict[str, tuple[str, ...]]
+    gpu: GpuPlan | None = None
+    notes: tuple[str, ...] = ()
 
 
 def well_input(plate: Plate, well: str) -> WellInput:
@@ -116,18 +126,32 @@ def compile_plate(
         inputs = {w: i for w, i in inputs.items() if not i.missing}
     estimates = {w: estimate_well_peak(i, plans) for w, i in inputs.items()}
     memory = validate_memory(estimates, config.workers, config.memory_limit_bytes)  # phase 4
-    gpus = [] if config.use_gpu == "never" else discover_gpus()
-    devices = assign_devices(estimates, gpus, use_gpu=config.use_gpu)  # phase 5
+    gpus = [] if config.use_gpu == "never" else discover_gpus()  # phase 5
+    backends = [s.backend for s in steps if isinstance(s, FunctionStep) and s.enabled]
+    on_gpu, problems, notes = gpu_steps(plans, backends, use_gpu=config.use_gpu, have_gpu=bool(gpus))
+    if problems:
+        raise PipelineCompileError(problems)
+    vram = {w: estimate_well_vram(i, plans, on_gpu) for w, i in inputs.items()}
+    gpu = plan_gpus(vram, gpus, use_gpu=config.use_gpu)
+    for note in notes:
+        logger.warning("%s", note)
+    if gpu.slots:
+        logger.info("%s", gpu.describe())
+        if gpu.total_slots < memory.workers:
+            logger.info("lowering workers from %d to %d: at most that many wells fit on the GPUs at once",
+                        memory.workers, gpu.total_slots)
+            memory = dataclasses.replace(memory, workers=gpu.total_slots)
+    by_device: dict[str, tuple[StepPlan, ...]] = {}
     contexts = {
         w: ProcessingContext(
             well=w,
             inputs=i,
-            steps=plans,
+            steps=by_device.setdefault(gpu.assignment[w], plans_for_device(plans, gpu.assignment[w], on_gpu)),
             output=output,
             estimated_peak_bytes=estimates[w],
-            device=devices[w],
+            device=gpu.assignment[w],
             timeout_s=config.well_timeout_s,
         )
         for w, i in inputs.items()
     }
-    return CompiledPlate(contexts, plans, memory, incomplete)
+    return CompiledPlate(contexts, plans, memory, incomplete, gpu, tuple(notes))
