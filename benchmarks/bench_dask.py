@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         run_once(plate, out(), steps, args.workers, "processes")  # warm-up: page cache, imports
         times: dict[str, list[float]] = {"processes": [], "dask": [], "dask (warm cluster)": []}
         with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster, \
+                                      dashboard_address=":0") as cluster, \
                 distributed.Client(cluster, set_as_default=False) as client:
             warm = DaskExecutor(client=client)
             run_once(plate, out(), steps, args.workers, warm)  # warm-up of the warm cluster's workers
@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         f"plate: {args.plate} synthetic ({made:.1f} s to make); workers: {args.workers}; "
         f"median of {args.repeats} runs",
         f"pipeline: {description}",
+        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end "
+        "(other load makes the runs noisy)",
         "",
         f"{'executor':<22} {'median s':>9} {'overhead':>9}   runs (s)",
     ]

@@ -44,7 +44,7 @@ def cluster():
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         cl = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      dashboard_address=None)
+                                      dashboard_address=":0")
     yield cl
     cl.close()
 
