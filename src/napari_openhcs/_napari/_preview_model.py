@@ -167,8 +167,8 @@ def preview_layers(preview: Any, steps: Sequence[FunctionStep], plate: Any = Non
         colors = list(getattr(sp, "channel_colors", []) or [])
         for c, channel in enumerate(sp.channel_names):
             color = colors[c] if c < len(colors) else None
-            meta = {"kind": "preview", "step": number - 1, "channel": channel, "well": preview.well,
-                    "site": preview.site}
+            meta = {"kind": "preview", "step": number - 1, "engine_step": sp.index, "channel": channel,
+                    "well": preview.well, "site": preview.site}
             kwargs: dict[str, Any] = {
                 "name": f"{number} {sp.name} [{channel}]",
                 "scale": (1.0, z_um, y_um, x_um),
@@ -192,8 +192,8 @@ def preview_layers(preview: Any, steps: Sequence[FunctionStep], plate: Any = Non
                 "size": 6 * y_um,
                 "face_color": "transparent",
                 "border_color": "yellow",
-                "metadata": {META_KEY: {"kind": "preview", "step": number - 1, "table": table_name,
-                                        "well": preview.well, "site": preview.site}},
+                "metadata": {META_KEY: {"kind": "preview", "step": number - 1, "engine_step": sp.index,
+                                        "table": table_name, "well": preview.well, "site": preview.site}},
             }, "points"))
     return layers
 

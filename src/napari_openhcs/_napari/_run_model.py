@@ -24,6 +24,13 @@ _DONE = object()
 
 
 @dataclass(frozen=True)
+class RunPrepared:
+    """The orchestrator is initialized (plate read, output folder checked)."""
+
+    orchestrator: Any
+
+
+@dataclass(frozen=True)
 class RunStarted:
     """The pipeline compiled; these wells are about to run."""
 
@@ -104,6 +111,32 @@ def run_plate_events(
     if "error" in outcome:
         raise outcome["error"]
     return dict(outcome["results"])
+
+
+def run_job(
+    session: Any,
+    steps: Sequence[FunctionStep],
+    wells: Sequence[str] | None = None,
+    *,
+    options: dict[str, Any] | None = None,
+    max_workers: int | None = None,
+    cancel_event: threading.Event | None = None,
+) -> Generator[Any, None, dict[str, Any]]:
+    """Prepare the orchestrator (reading the plate's metadata) then run, all off the UI thread.
+
+    Yields :class:`RunPrepared` first, then what :func:`run_plate_events` yields.
+
+    Parameters
+    ----------
+    session : HCSSession
+        Gives the plate and the default settings.
+    options : dict, optional
+        Keyword arguments of :meth:`HCSSession.make_orchestrator` (output folder, workers...).
+    """
+    orchestrator = session.make_orchestrator(**(options or {}))
+    yield RunPrepared(orchestrator)
+    return (yield from run_plate_events(orchestrator, steps, wells, max_workers=max_workers,
+                                        cancel_event=cancel_event))
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from qtpy.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from qtpy.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
 from qtpy.QtGui import QColor, QLinearGradient, QPainter, QPen
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -202,6 +202,10 @@ class PlateMapWidget(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.show_raw)
 
+        self._repaint = QTimer(self)
+        self._repaint.setSingleShot(True)
+        self._repaint.setInterval(100)
+        self._repaint.timeout.connect(self._paint_now)
         self.grid.well_clicked.connect(self._on_well_clicked)
         self.open_button.clicked.connect(self._choose_plate)
         self.site_box.currentIndexChanged.connect(self._on_site_chosen)
@@ -248,6 +252,10 @@ class PlateMapWidget(QWidget):
             return
         model.status, model.errors = self.session.status, self.session.errors
         model.values, model.value_name = self.session.values, self.session.value_name
+        if not self._repaint.isActive():  # a run reports many wells: repaint at most every 100 ms
+            self._repaint.start()
+
+    def _paint_now(self) -> None:
         self.grid.update()
         self.legend.update()
 

@@ -10,6 +10,7 @@ from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from .._layers import META_KEY
 from .._pipeline_model import engine_start, errors_by_step, model_index
 from .._preview_model import PreviewRequest, PreviewScheduler, preview_layers
 from .._session import HCSSession
@@ -19,7 +20,14 @@ logger = logging.getLogger(__name__)
 
 
 def compute_preview(session: HCSSession, request: PreviewRequest) -> tuple[str, Any]:
-    """Run one preview (in a worker thread); return ``("ok", WellPreview)`` or ``("error", message)``."""
+    """Run one preview (in a worker thread).
+
+    Returns
+    -------
+    tuple
+        ``("ok", (WellPreview, layer data))``, ``("compile", PipelineCompileError)`` or
+        ``("error", message)``.
+    """
     from ...core.errors import PipelineCompileError
 
     try:
@@ -31,7 +39,7 @@ def compute_preview(session: HCSSession, request: PreviewRequest) -> tuple[str, 
     except Exception as exc:  # plate unreadable, bad site...: shown, never raised into Qt
         logger.exception("preview of %s failed", request.well)
         return "error", str(exc)
-    return "ok", preview
+    return "ok", (preview, preview_layers(preview, request.steps, session.plate))
 
 
 class PreviewWidget(QWidget):
@@ -54,6 +62,7 @@ class PreviewWidget(QWidget):
         self._worker: Any = None
         self._live: set[Any] = set()  # started workers, cancelled ones included, until they finish
         self._cancel: threading.Event | None = None
+        self._pending: tuple[list[Any], set[str], Any] | None = None
 
         self.target = QLabel()
         self.auto = QCheckBox("re-run when the pipeline changes")
@@ -158,27 +167,31 @@ class PreviewWidget(QWidget):
 
     def _on_result(self, request: PreviewRequest, result: tuple[str, Any]) -> None:
         kind, value = result
-        preview = value if kind == "ok" else None
+        preview = value[0] if kind == "ok" else None
         if not self.scheduler.finished(request, preview):
             return  # superseded by a newer run
         self._worker = None
         self.cancel_button.setEnabled(False)
         pipeline = self.session.pipeline
+        if kind == "ok":
+            self.last_preview = preview
+            layers = value[1]
+            names = {kw["name"] for _, kw, _ in layers}
+            if request.previous is not None:  # steps before the start were reused: their layers stand
+                shown = {ly.name for ly in layers_of_kind(self.viewer, "preview")}
+                layers = [ld for ld in layers if ld[1]["name"] not in shown
+                          or ld[1]["metadata"][META_KEY]["engine_step"] >= request.start]
+            self._apply_layers(layers, names, lambda: self._finish(preview, request))
+            return
         if kind == "compile":
             pipeline.set_errors(errors_by_step(str(value), getattr(value, "problems", []), request.steps))
             self.status.setText(f"the pipeline does not compile: {value}")
-        elif kind == "error":
+        else:
             pipeline.set_errors({-1: str(value)})
             self.status.setText(f"preview failed: {value}")
-        else:
-            self._show(preview, request)
-        self.preview_finished.emit(preview)
-        if self.scheduler.is_dirty and self.auto.isChecked():
-            self.timer.start()
+        self._done(None)
 
-    def _show(self, preview: Any, request: PreviewRequest) -> None:
-        self.last_preview = preview
-        self.update_layers(preview_layers(preview, request.steps, self.session.plate))
+    def _finish(self, preview: Any, request: PreviewRequest) -> None:
         errors: dict[int, str] = {}
         if preview.error and not preview.cancelled:
             idx = model_index(request.steps, preview.failed_step) if preview.failed_step is not None else None
@@ -192,19 +205,49 @@ class PreviewWidget(QWidget):
         else:
             self.status.setText(f"{preview.well}: {len(preview.steps)} steps, {total:.2f} s of compute "
                                 f"(re-ran from step {request.start + 1})")
+        self._done(preview)
+
+    def _done(self, preview: Any) -> None:
+        self.preview_finished.emit(preview)
+        if self.scheduler.is_dirty and self.auto.isChecked():
+            self.timer.start()
+
+    def _apply_layers(self, layers: list[Any], names: set[str], then: Any) -> None:
+        """Update ``layers`` one per event-loop turn (short UI stalls), drop preview layers not
+        in ``names``, then call ``then``."""
+        self._pending = (list(layers), set(names), then)
+        self._apply_next()
+
+    def _apply_next(self) -> None:
+        if self._pending is None:
+            return
+        queue, names, then = self._pending
+        if queue:
+            self._apply_one(queue.pop(0))
+            QTimer.singleShot(0, self._apply_next)
+            return
+        self._pending = None
+        self._drop_stale(names)
+        then()
+
+    def _apply_one(self, layer_data: Any) -> None:
+        data, kwargs, layer_type = layer_data
+        existing = {ly.name: ly for ly in layers_of_kind(self.viewer, "preview")}
+        layer = existing.get(kwargs["name"])
+        if layer is not None and layer._type_string == layer_type and layer.ndim == data.ndim:
+            update_layer(layer, layer_data)
+        else:
+            if layer is not None:
+                remove_layers(self.viewer, [layer])
+            add_layer_data(self.viewer, layer_data)
 
     def update_layers(self, layers: list[Any]) -> None:
-        """Show preview layers: update same-named layers in place, add new ones, drop stale ones."""
-        existing = {layer.name: layer for layer in layers_of_kind(self.viewer, "preview")}
-        keep = set()
-        for data, kwargs, layer_type in layers:
-            name = kwargs["name"]
-            layer = existing.get(name)
-            if layer is not None and layer._type_string == layer_type and layer.ndim == data.ndim:
-                update_layer(layer, (data, kwargs, layer_type))
-            else:
-                if layer is not None:
-                    remove_layers(self.viewer, [layer])
-                add_layer_data(self.viewer, (data, kwargs, layer_type))
-            keep.add(name)
-        remove_layers(self.viewer, [ly for n, ly in existing.items() if n not in keep])
+        """Show preview layers now: update same-named layers, add new ones, drop stale ones."""
+        self._pending = None
+        for layer_data in layers:
+            self._apply_one(layer_data)
+        self._drop_stale({kw["name"] for _, kw, _ in layers})
+
+    def _drop_stale(self, names: set[str]) -> None:
+        stale = [ly for ly in layers_of_kind(self.viewer, "preview") if ly.name not in names]
+        remove_layers(self.viewer, stale)

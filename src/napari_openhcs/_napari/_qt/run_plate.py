@@ -9,7 +9,7 @@ from typing import Any
 
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -29,7 +29,7 @@ from qtpy.QtWidgets import (
 from .._layers import output_plate_layers
 from .._pipeline_model import errors_by_step
 from .._plate_map_model import per_well_values
-from .._run_model import RunProgress, RunStarted, run_plate_events
+from .._run_model import RunPrepared, RunProgress, RunStarted, run_job
 from .._session import HCSSession
 from .._viewer import add_layers, layer_info, layers_of_kind, remove_layers
 
@@ -117,6 +117,10 @@ class RunPlateWidget(QWidget):
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
         layout.addStretch(1)
+        self._bar_timer = QTimer(self)
+        self._bar_timer.setSingleShot(True)
+        self._bar_timer.setInterval(100)
+        self._bar_timer.timeout.connect(self._update_bar)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
 
@@ -138,20 +142,22 @@ class RunPlateWidget(QWidget):
         session = self.session
         try:
             wells = parse_wells(self.wells_edit.text(), session.well)
-            self.orchestrator = session.make_orchestrator(
-                output_dir=self.output_edit.text().strip() or None, workers=self.workers.value(),
-                executor=self.executor.currentText(), overwrite=self.overwrite.isChecked())
-        except Exception as exc:  # no plate, bad well names, unusable output folder
+            if session.plate is None:
+                raise RuntimeError("open a plate first (File > Open Folder..., or the sample plate)")
+        except Exception as exc:  # no plate, bad well names
             self._fail_to_start(str(exc))
             return
+        options = {"output_dir": self.output_edit.text().strip() or None, "workers": self.workers.value(),
+                   "executor": self.executor.currentText(), "overwrite": self.overwrite.isChecked()}
+        self.orchestrator = None
         session.reset_status(wells)
         self.results = None
         self.bar.setValue(0)
-        self.status.setText("compiling…")
+        self.status.setText("reading the plate and compiling…")
         self._cancel = threading.Event()
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        worker = create_worker(run_plate_events, self.orchestrator, session.pipeline.steps, wells,
+        worker = create_worker(run_job, session, session.pipeline.steps, wells, options=options,
                                max_workers=self.workers.value() or None, cancel_event=self._cancel,
                                _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(self._on_event)
@@ -189,12 +195,19 @@ class RunPlateWidget(QWidget):
 
     # ------------------------------------------------------------------ events (UI thread)
     def _on_event(self, event: Any) -> None:
+        if isinstance(event, RunPrepared):
+            self.orchestrator = event.orchestrator
+            return
         if isinstance(event, RunStarted):
             self.status.setText(f"running {len(event.wells)} wells → {event.output_path}")
         for well, status, error in self.progress.update(event):
             self.session.set_status(well, status, error)
             if status == "failed":
                 show_error(f"Well {well} failed: {error}")
+        if not self._bar_timer.isActive():  # repaint at most every 100 ms
+            self._bar_timer.start()
+
+    def _update_bar(self) -> None:
         self.bar.setValue(self.progress.percent)
 
     def _on_error(self, exc: Exception) -> None:
@@ -224,6 +237,7 @@ class RunPlateWidget(QWidget):
         self.run_finished.emit(results)
 
     def _finish(self) -> None:
+        self._bar_timer.stop()
         self._worker = None
         self._cancel = None
         self.run_button.setEnabled(True)
