@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 
+from ._percentile import percentiles
 from ._slicewise import OutputDtype, as_stack, from_unit_range, restore_dtype
 from .registry import register
 
@@ -24,9 +25,14 @@ def _unit(stack: np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float) -> 
     hi = np.asarray(hi, dtype=np.float64)
     span = hi - lo
     safe = np.where(span > 0, span, 1.0)
-    out = (stack.astype(np.float32) - lo.astype(np.float32)) / safe.astype(np.float32)
-    out = np.where(span > 0, out, 0.0)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    # (stack - lo) / span, clipped, in one float32 buffer (no temporary stacks)
+    out = stack.astype(np.float32)
+    np.subtract(out, lo.astype(np.float32), out=out)
+    np.divide(out, safe.astype(np.float32), out=out)
+    flat = ~(span > 0)
+    if flat.any():
+        np.copyto(out, np.float32(0.0), where=np.broadcast_to(flat, out.shape))
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 @register(category="Intensity", keywords=("normalize", "contrast", "percentile", "scale"))
@@ -77,11 +83,10 @@ def percentile_normalize(
         raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got low={low}, high={high}")
     arr = as_stack(stack)
     if per_slice:
-        flat = arr.reshape(arr.shape[0], -1)
-        lo, hi = np.percentile(flat, [low, high], axis=1)
+        lo, hi = np.stack([percentiles(plane, [low, high]) for plane in arr], axis=1)
         unit = _unit(arr, lo[:, None, None], hi[:, None, None])
     else:
-        lo, hi = np.percentile(arr, [low, high])
+        lo, hi = percentiles(arr, [low, high])
         unit = _unit(arr, lo, hi)
     return from_unit_range(unit, arr.dtype, output_dtype)
 

@@ -1,0 +1,65 @@
+"""Fast paths give exactly what the straightforward code gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_openhcs.core.well_state import WellState, stack_images, take_stack
+from napari_openhcs.functions._percentile import percentiles
+from napari_openhcs.functions.intensity import percentile_normalize
+
+QS = [(0.5, 99.5), (0.0, 100.0), (25.0, 75.0), (0.0, 0.001), (99.999, 100.0), (13.7, 86.1)]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("size", [1, 2, 3, 10, 4097])
+@pytest.mark.parametrize("kind", ["constant", "uniform", "two values", "extremes"])
+def test_histogram_percentiles_equal_numpy_bit_for_bit(dtype: type, size: int, kind: str) -> None:
+    rng = np.random.default_rng(size)
+    top = np.iinfo(dtype).max
+    data = {
+        "constant": np.full(size, top // 3),
+        "uniform": rng.integers(0, top + 1, size),
+        "two values": rng.choice([3, 250], size),
+        "extremes": rng.choice([0, top], size),
+    }[kind].astype(dtype)
+    for q in QS:
+        ours, theirs = percentiles(data, list(q)), np.percentile(data, list(q))
+        assert ours.dtype == theirs.dtype and ours.tobytes() == theirs.tobytes(), q
+
+
+def test_percentiles_of_other_dtypes_and_strided_stacks() -> None:
+    rng = np.random.default_rng(1)
+    stack = rng.integers(0, 4000, (3, 40, 50)).astype(np.uint16)[:, ::2, ::-1]
+    assert percentiles(stack, [1, 99]).tobytes() == np.percentile(stack, [1, 99]).tobytes()
+    floats = rng.normal(size=(2, 10, 10))
+    assert percentiles(floats, [1, 99]).tobytes() == np.percentile(floats, [1, 99]).tobytes()
+
+
+@pytest.mark.parametrize("per_slice", [False, True])
+def test_percentile_normalize_matches_the_direct_formula(per_slice: bool) -> None:
+    rng = np.random.default_rng(2)
+    stack = rng.poisson(300, (4, 32, 32)).astype(np.uint16)
+    stack[1] = 7  # a flat slice
+    out = percentile_normalize(stack, low=0.5, high=99.5, per_slice=per_slice)
+    axis = (1, 2) if per_slice else None
+    lo = np.percentile(stack, 0.5, axis=axis, keepdims=per_slice)
+    hi = np.percentile(stack, 99.5, axis=axis, keepdims=per_slice)
+    span = hi - lo
+    expected = (stack.astype(np.float32) - np.float32(lo)) / np.float32(np.where(span > 0, span, 1.0))
+    expected = np.clip(np.where(span > 0, expected, 0.0), 0.0, 1.0).astype(np.float32)
+    assert out.dtype == np.float32 and np.array_equal(out, expected)
+
+
+def test_take_stack_empties_the_state_and_reuses_a_whole_block() -> None:
+    block = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5).copy()  # a step's output
+    keys = [(s, 1, 1, 1) for s in (1, 2, 3)]
+    state = WellState({k: block[i] for i, k in enumerate(keys)})
+    expected = stack_images(state, keys)
+    out = take_stack(state, keys)
+    assert out is block and np.array_equal(out, expected) and not state.images
+    # slices of a block in another order, or separate arrays, are stacked as before
+    state = WellState({k: block[2 - i] for i, k in enumerate(keys)})
+    out = take_stack(state, keys)
+    assert out is not block and np.array_equal(out, block[::-1])
