@@ -83,7 +83,8 @@ def assemble(tiles: np.ndarray, origins: np.ndarray, *, blend: str = "linear") -
     for tile, (y, x) in zip(tiles, origins):
         total[y : y + ty, x : x + tx] += tile.astype(np.float32) * weight
         weight_sum[y : y + ty, x : x + tx] += weight
-    canvas = np.divide(total, weight_sum, out=np.zeros_like(total), where=weight_sum > 0)
+    # in place: where no tile lands, total is 0 already
+    canvas = np.divide(total, weight_sum, out=total, where=weight_sum > 0)
     return _cast(canvas, tiles.dtype)
 
 
