@@ -57,10 +57,11 @@ def test_from_the_browser_to_results(hcs, tmp_path: Path) -> None:
     # the output plate is open as lazy layers, with per-well measurements as features
     outputs = [hcs.viewer.layers[n] for n in hcs.layer_names("output")]
     assert len(outputs) == 2
+    assert {ly._type_string for ly in outputs} == {"labels"}  # count_nuclei writes label images
     data = outputs[0].data
     levels = list(data) if outputs[0].multiscale else [data]
     assert all(isinstance(level, da.Array) for level in levels)
-    wells_layer = hcs.viewer.layers[hcs.layer_names("output-labels")[0]]
+    wells_layer = hcs.viewer.layers[hcs.layer_names("output-wells")[0]]
     assert list(wells_layer.features["well"]) == ["A01", "A02"]
     assert "cell_counts: total count" in wells_layer.features
     # measurements: table view and plate map colouring by value

@@ -229,6 +229,8 @@ def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None
     Returns
     -------
     list of (data, kwargs, layer_type)
+        One image layer per channel (a labels layer when the plate holds signed-integer
+        label images), then the ``points`` layer of well names.
     """
     import dask.array as da
 
@@ -292,19 +294,21 @@ def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None
     channels = plate.channels
     meta = {"kind": "output", "plate_path": str(Path(path)), "wells": list(wells)}
     out: list[LayerData] = []
+    labels = np.dtype(all0[0].dtype).kind == "i"  # segmentation output: a label image
     for ci in range(c_n):
         ch = channels[ci] if ci < len(channels) else None
         name = ch.name if ch else f"c{ci}"
         data = [lvl[:, ci] for lvl in levels]
-        out.append((data if n_levels > 1 else data[0], {
+        kwargs: dict[str, Any] = {
             "name": f"{plate.name} {name}",
-            "colormap": channel_colormap(ch.color if ch else None, ci, c_n),
-            "blending": "additive",
             "multiscale": n_levels > 1,
             "scale": (st, sz, sy, sx),
             "axis_labels": ("t", "z", "y", "x"),
             "metadata": {META_KEY: {**meta, "channel": name}},
-        }, "image"))
+        }
+        if not labels:
+            kwargs.update(colormap=channel_colormap(ch.color if ch else None, ci, c_n), blending="additive")
+        out.append((data if n_levels > 1 else data[0], kwargs, "labels" if labels else "image"))
     label_pos = np.array([[(pos[w][0] - r0) * well_y * sy, (pos[w][1] - c0) * well_x * sx] for w in wells])
     feats: dict[str, Any] = {"well": list(wells)}
     if features and "well" in features:
@@ -319,6 +323,6 @@ def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None
         "size": 0.0,
         "face_color": "transparent",
         "border_width": 0.0,
-        "metadata": {META_KEY: {**meta, "kind": "output-labels"}},
+        "metadata": {META_KEY: {**meta, "kind": "output-wells"}},
     }, "points"))
     return out

@@ -118,7 +118,9 @@ class PlateMapModel:
         """Return the legend for the current mode."""
         if self.mode == "value":
             return Legend(self.value_name or "value", gradient=self._value_range() or (0.0, 0.0))
-        shown = ("pending", "running", "done", "failed", "skipped", "cancelled")
+        present = set(self.status.values())
+        shown = [s for s in ("pending", "running", "done", "failed", "skipped", "cancelled")
+                 if s in ("pending", "running", "done", "failed") or s in present]
         return Legend("status", swatches=tuple((s, STATUS_COLORS[s]) for s in shown))
 
 

@@ -8,7 +8,16 @@ from typing import Any
 
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer, Signal
-from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .._layers import META_KEY
 from .._pipeline_model import engine_start, errors_by_step, model_index
@@ -72,6 +81,11 @@ class PreviewWidget(QWidget):
         self.cancel_button.setEnabled(False)
         self.status = QLabel("select a well, build a pipeline, then Preview")
         self.status.setWordWrap(True)
+        self.steps_table = QTableWidget(0, 3)
+        self.steps_table.setHorizontalHeaderLabels(["step", "seconds", "output"])
+        self.steps_table.horizontalHeader().setStretchLastSection(True)
+        self.steps_table.verticalHeader().setVisible(False)
+        self.steps_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
@@ -80,7 +94,7 @@ class PreviewWidget(QWidget):
         layout.addWidget(self.auto)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
-        layout.addStretch(1)
+        layout.addWidget(self.steps_table, 1)
 
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
@@ -197,6 +211,7 @@ class PreviewWidget(QWidget):
             idx = model_index(request.steps, preview.failed_step) if preview.failed_step is not None else None
             errors[-1 if idx is None else idx] = preview.error
         self.session.pipeline.set_errors(errors)
+        self._show_timings(preview, request)
         total = sum(sp.elapsed_s for sp in preview.steps)
         if preview.cancelled:
             self.status.setText("preview cancelled")
@@ -206,6 +221,30 @@ class PreviewWidget(QWidget):
             self.status.setText(f"{preview.well}: {len(preview.steps)} steps, {total:.2f} s of compute "
                                 f"(re-ran from step {request.start + 1})")
         self._done(preview)
+
+    def _show_timings(self, preview: Any, request: PreviewRequest) -> None:
+        """One row per step: its time on this well and the shape of its output."""
+        rows = []
+        for sp in preview.steps:
+            idx = model_index(request.steps, sp.index)
+            reused = request.previous is not None and sp.index < request.start
+            shape = "×".join(str(n) for n in sp.data.shape[-2:])
+            n_fields = len(getattr(sp, "fields", None) or {}) or 1
+            fields = f"{n_fields} fields of " if n_fields > 1 else ""
+            rows.append((f"{(idx if idx is not None else sp.index) + 1}. {sp.name}",
+                         "cached" if reused else f"{sp.elapsed_s:.3f}",
+                         f"{len(sp.channel_names)} ch, {fields}{shape} px, {sp.data.dtype}"))
+        if preview.error and preview.failed_step is not None:
+            idx = model_index(request.steps, preview.failed_step)
+            number = (idx if idx is not None else preview.failed_step) + 1
+            rows.append((f"{number}. failed", "", preview.error))
+        self.steps_table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, text in enumerate(row):
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)
+                self.steps_table.setItem(r, c, item)
+        self.steps_table.resizeColumnsToContents()
 
     def _done(self, preview: Any) -> None:
         self.preview_finished.emit(preview)

@@ -251,7 +251,7 @@ class RunPlateWidget(QWidget):
             wells = sorted({w for per_well in values.values() for w in per_well})
             features = {"well": wells, **{label: [v.get(w, float("nan")) for w in wells]
                                          for label, v in values.items()}}
-        old = [ly for kind in ("output", "output-labels") for ly in layers_of_kind(self.viewer, kind)
+        old = [ly for kind in ("output", "output-wells") for ly in layers_of_kind(self.viewer, kind)
                if layer_info(ly).get("plate_path") == str(plate_path)]
         remove_layers(self.viewer, old)
         return add_layers(self.viewer, output_plate_layers(plate_path, features))

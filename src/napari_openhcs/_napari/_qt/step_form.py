@@ -11,8 +11,8 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QVBoxLayout,
@@ -43,9 +43,9 @@ class StepForm(QWidget):
 
         self.name_edit = QLineEdit()
         self.vc_boxes = {name: QCheckBox(name) for name in component_names()}
-        vc_row = QHBoxLayout()
-        for box in self.vc_boxes.values():
-            vc_row.addWidget(box)
+        vc_row = QGridLayout()
+        for i, box in enumerate(self.vc_boxes.values()):
+            vc_row.addWidget(box, i // 2, i % 2)
             box.toggled.connect(self._on_options)
         self.group_box = QComboBox()
         self.group_box.addItems(["none", *component_names()])
@@ -106,8 +106,10 @@ class StepForm(QWidget):
     def _rebuild(self) -> None:
         while self.params.count():
             item = self.params.takeAt(0)
-            if item is not None and item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.setParent(None)  # gone from the form now, deleted later
+                widget.deleteLater()
         self._widgets.clear()
         self._containers.clear()
         self._funcs = ()

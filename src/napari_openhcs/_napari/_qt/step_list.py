@@ -12,7 +12,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -32,26 +31,22 @@ class StepList(QWidget):
         super().__init__(parent)
         self.model = model
         self.list = QListWidget()
-        self.list.setAlternatingRowColors(True)
         self.pipeline_error = QLabel()
         self.pipeline_error.setWordWrap(True)
         self.pipeline_error.setStyleSheet(f"color: {ERROR_COLOR}")
         self.pipeline_error.hide()
-        style = self.style()
         self.buttons: dict[str, QToolButton] = {}
         row = QHBoxLayout()
-        for key, text, icon, tip in (
-            ("up", "▲", None, "Move the step up"),
-            ("down", "▼", None, "Move the step down"),
-            ("duplicate", "⧉", None, "Duplicate the step"),
-            ("remove", "✕", QStyle.StandardPixmap.SP_TrashIcon, "Remove the step"),
-            ("undo", "↶", None, "Undo (Ctrl+Z)"),
-            ("redo", "↷", None, "Redo (Ctrl+Shift+Z)"),
+        for key, text, tip in (
+            ("up", "Up", "Move the step up"),
+            ("down", "Down", "Move the step down"),
+            ("duplicate", "Duplicate", "Insert a copy of the step after it"),
+            ("remove", "Remove", "Remove the step"),
+            ("undo", "Undo", "Undo (Ctrl+Z)"),
+            ("redo", "Redo", "Redo (Ctrl+Shift+Z)"),
         ):
             button = QToolButton()
             button.setText(text)
-            if icon is not None and style is not None:
-                button.setIcon(style.standardIcon(icon))
             button.setToolTip(tip)
             row.addWidget(button)
             self.buttons[key] = button
