@@ -6,7 +6,8 @@ hill-climbing and a quadratic subpixel fit); read that module for the why. What
 differs is how the normalized cross-correlations (NCC) are evaluated: each batch
 of candidate displacements is computed on the array's device and brought back to
 the host in one transfer, instead of one scalar at a time, so a GPU does not stall
-on every candidate. Overlap areas depend only on shapes and are computed on the host.
+on every candidate; as in the CPU module, each offset of a pair is computed once.
+Overlap areas depend only on shapes and are computed on the host.
 """
 
 from __future__ import annotations
@@ -57,6 +58,24 @@ def ncc_batch(a: Any, b: Any, offsets: Sequence[Offset]) -> tuple[np.ndarray, np
     return out, areas
 
 
+class NccMemo:
+    """Overlap NCCs of one pair of tiles, each offset computed once (batches of the missing ones)."""
+
+    def __init__(self, a: Any, b: Any) -> None:
+        self.a, self.b = a, b
+        self._seen: dict[Offset, tuple[float, int]] = {}
+
+    def __call__(self, offsets: Sequence[Offset]) -> tuple[np.ndarray, np.ndarray]:
+        keys = [(int(o[0]), int(o[1])) for o in offsets]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._seen))
+        if missing:
+            values, areas = ncc_batch(self.a, self.b, missing)
+            self._seen.update(zip(missing, zip(values.tolist(), areas.tolist())))
+        found = [self._seen[k] for k in keys]
+        values_out = np.array([v for v, _ in found], dtype=np.float64)
+        return values_out, np.array([n for _, n in found], dtype=np.int64)
+
+
 def phase_correlation(a: Any, b: Any, *, n_peaks: int = 3) -> list[Offset]:
     """Return the strongest phase-correlation peaks of two same-shaped images (see the CPU module)."""
     xp, ndi = get_modules(a)
@@ -75,12 +94,12 @@ def phase_correlation(a: Any, b: Any, *, n_peaks: int = 3) -> list[Offset]:
     return [(int(py), int(px)) for py, px in peaks.tolist()]
 
 
-def _climb(a: Any, b: Any, offset: Offset, ncc: float, min_area: float,
+def _climb(ncc_at: NccMemo, offset: Offset, ncc: float, min_area: float,
            max_steps: int = 64) -> tuple[float, Offset]:
     steps = [(oy, ox) for oy, ox in itertools.product((-1, 0, 1), repeat=2) if oy or ox]
     for _ in range(max_steps):
         cands = [(offset[0] + oy, offset[1] + ox) for oy, ox in steps]
-        values, areas = ncc_batch(a, b, cands)
+        values, areas = ncc_at(cands)
         scores = [(float(v), c) for v, n, c in zip(values, areas, cands) if np.isfinite(v) and n >= min_area]
         if not scores:
             break
@@ -115,14 +134,14 @@ def _coarse_candidates(a: Any, b: Any, nominal: Offset, max_shift: float, min_ar
     return [offset for _, offset in scores[:keep]]
 
 
-def _quadratic_peak(a: Any, b: Any, offset: Offset, min_area: float,
+def _quadratic_peak(ncc_at: NccMemo, offset: Offset, min_area: float,
                     radius: int = 2) -> tuple[float, float, float]:
     steps = np.arange(-radius, radius + 1)
     gy, gx = (g.ravel() for g in np.meshgrid(steps, steps, indexing="ij"))
     values = np.full(gy.size, np.nan)
     for _ in range(8):
         cands = [(offset[0] + int(oy), offset[1] + int(ox)) for oy, ox in zip(gy, gx)]
-        ncc, areas = ncc_batch(a, b, cands)
+        ncc, areas = ncc_at(cands)
         values = np.where(areas >= min_area, ncc, np.nan)
         if not np.isfinite(values).any():
             break
@@ -172,15 +191,16 @@ def register_pair(a: Any, b: Any, nominal: tuple[float, float], *, max_shift: fl
             candidates.add((ny + sy, nx + sx))
     candidates.update(_coarse_candidates(a, b, (ny, nx), max_shift, min_area))
     inside = [o for o in candidates if max(abs(o[0] - ny), abs(o[1] - nx)) <= max_shift]
-    values, areas = ncc_batch(a, b, inside)
+    ncc_at = NccMemo(a, b)
+    values, areas = ncc_at(inside)
     scored = [(float(v), o) for v, n, o in zip(values, areas, inside) if n >= min_area and np.isfinite(v)]
     if not scored:
         return PairRegistration(nom[0], nom[1], float("nan"), False, "no valid peak within max_shift_px")
     scored.sort(reverse=True)
-    ncc, offset = max(_climb(a, b, off, value, min_area) for value, off in scored[:n_climb])
+    ncc, offset = max(_climb(ncc_at, off, value, min_area) for value, off in scored[:n_climb])
     if ncc < min_quality:
         return PairRegistration(nom[0], nom[1], ncc, False, f"low quality (NCC {ncc:.2f} < {min_quality:g})")
     if max(abs(offset[0] - nom[0]), abs(offset[1] - nom[1])) > max_shift + 0.5:
         return PairRegistration(nom[0], nom[1], ncc, False, f"shift exceeds max_shift_px ({max_shift:g})")
-    dy, dx, refined = _quadratic_peak(a, b, offset, min_area)
+    dy, dx, refined = _quadratic_peak(ncc_at, offset, min_area)
     return PairRegistration(dy, dx, refined if np.isfinite(refined) else ncc, True)
