@@ -102,6 +102,20 @@ def test_discovery_respects_cuda_visible_devices(nvml: types.ModuleType, monkeyp
     assert [g.free_bytes for g in gpus] == [PHYSICAL[p][2] for p in physical]
 
 
+def test_discovery_warns_about_cuda_ordering_of_mixed_gpus(nvml: types.ModuleType,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    with caplog.at_level(logging.WARNING):
+        discover_gpus()
+    assert "CUDA_DEVICE_ORDER=PCI_BUS_ID" in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    with caplog.at_level(logging.WARNING):
+        discover_gpus()
+    assert "CUDA_DEVICE_ORDER" not in caplog.text
+
+
 def test_discovery_without_driver_or_pynvml_finds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(PHYSICAL, init_error=True))
     assert discover_gpus() == []

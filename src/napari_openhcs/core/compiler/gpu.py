@@ -140,6 +140,10 @@ def discover_gpus() -> list[GpuDevice]:
             mem = pynvml.nvmlDeviceGetMemoryInfo(handles[physical])
             devices.append(GpuDevice(ordinal, _text(pynvml.nvmlDeviceGetName(handles[physical])),
                                      int(mem.total), int(mem.free), uuids[physical]))
+        if len({d.name for d in devices}) > 1 and os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
+            logger.warning("GPUs of different models: set CUDA_DEVICE_ORDER=PCI_BUS_ID so that CUDA numbers "
+                           "them in the order NVML lists them (otherwise a well may run on another GPU "
+                           "than the one its memory was checked on)")
         return devices
     except Exception as exc:
         logger.warning("could not list GPUs with NVML (%s); running on the CPU", exc)
