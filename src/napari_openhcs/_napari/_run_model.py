@@ -31,6 +31,16 @@ class RunPrepared:
 
 
 @dataclass(frozen=True)
+class RunOutputs:
+    """What the run wrote, prepared for display: layer data and per-well values."""
+
+    plate_path: Path
+    tables_dir: Path
+    layers: list[Any]
+    values: dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
 class RunStarted:
     """The pipeline compiled; these wells are about to run."""
 
@@ -135,8 +145,33 @@ def run_job(
     """
     orchestrator = session.make_orchestrator(**(options or {}))
     yield RunPrepared(orchestrator)
-    return (yield from run_plate_events(orchestrator, steps, wells, max_workers=max_workers,
-                                        cancel_event=cancel_event))
+    results = yield from run_plate_events(orchestrator, steps, wells, max_workers=max_workers,
+                                          cancel_event=cancel_event)
+    outputs = prepare_outputs(Path(orchestrator.output_path), Path(orchestrator.output_dir) / "tables")
+    if outputs is not None:
+        yield outputs
+    return results
+
+
+def prepare_outputs(plate_path: Path, tables_dir: Path) -> RunOutputs | None:
+    """Read an output plate's metadata and tables into layer data (``None`` if nothing was written)."""
+    from ._layers import output_plate_layers
+    from ._plate_map_model import per_well_values
+
+    if not plate_path.exists():
+        return None
+    values = per_well_values(tables_dir)
+    features: dict[str, Any] | None = None
+    if values:
+        wells = sorted({w for per_well in values.values() for w in per_well})
+        features = {"well": wells, **{label: [v.get(w, float("nan")) for w in wells]
+                                     for label, v in values.items()}}
+    try:
+        layers = output_plate_layers(plate_path, features)
+    except (OSError, ValueError, KeyError) as exc:  # e.g. every well failed: no image group
+        logger.warning("cannot show the output plate %s: %s", plate_path, exc)
+        return None
+    return RunOutputs(plate_path, tables_dir, layers, values)
 
 
 @dataclass

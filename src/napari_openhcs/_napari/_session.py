@@ -65,6 +65,8 @@ class HCSSession:
         self.values: dict[str, float] = {}
         self.value_name = ""
         self.output_dir: Path | None = None
+        #: ``{label: {well: value}}`` from the last run's tables (see ``per_well_values``).
+        self.measured: dict[str, dict[str, float]] = {}
         self._preview_orch: PipelineOrchestrator | None = None
         self._lock = threading.Lock()
 
@@ -90,6 +92,7 @@ class HCSSession:
         self.errors = {}
         self.values, self.value_name = {}, ""
         self.output_dir = None
+        self.measured = {}
         self.plate_changed.emit(plate)
         self.status_changed.emit(None)
         self.values_changed.emit()

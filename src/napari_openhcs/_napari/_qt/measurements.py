@@ -89,8 +89,15 @@ class MeasurementsWidget(QWidget):
             header = next(reader, [])
             well_col = header.index("well") if "well" in header else None
             well = self.session.well if self.only_selected.isChecked() else None
-            rows = [r for r in reader if well is None or well_col is None or r[well_col] == well]
-        shown = rows[:MAX_ROWS]
+            rows: list[list[str]] = []
+            truncated = False
+            for r in reader:  # stop reading at MAX_ROWS: plate tables can hold millions of rows
+                if well is None or well_col is None or r[well_col] == well:
+                    if len(rows) == MAX_ROWS:
+                        truncated = True
+                        break
+                    rows.append(r)
+        shown = rows
         self.table.setColumnCount(len(header))
         self.table.setHorizontalHeaderLabels(header)
         self.table.setRowCount(len(shown))
@@ -103,5 +110,5 @@ class MeasurementsWidget(QWidget):
                     item.setText(cell)
                 self.table.setItem(i, j, item)
         self.table.setSortingEnabled(True)
-        more = f" (first {MAX_ROWS} shown)" if len(rows) > MAX_ROWS else ""
-        self.note.setText(f"{path.name}: {len(rows)} rows{more}")
+        count = f"first {MAX_ROWS} rows shown" if truncated else f"{len(rows)} rows"
+        self.note.setText(f"{path.name}: {count}")

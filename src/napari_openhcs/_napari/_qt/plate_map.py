@@ -262,7 +262,8 @@ class PlateMapWidget(QWidget):
     def _on_outputs(self, output_dir: Any) -> None:
         from pathlib import Path
 
-        self._value_sets = per_well_values(Path(output_dir) / "tables")
+        measured = self.session.measured  # prepared off the UI thread by the run
+        self._value_sets = measured or per_well_values(Path(output_dir) / "tables")
         self._refresh_color_choices()
 
     def _refresh_color_choices(self) -> None:

@@ -26,12 +26,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._layers import output_plate_layers
 from .._pipeline_model import errors_by_step
-from .._plate_map_model import per_well_values
-from .._run_model import RunPrepared, RunProgress, RunStarted, run_job
+from .._run_model import RunOutputs, RunPrepared, RunProgress, RunStarted, prepare_outputs, run_job
 from .._session import HCSSession
-from .._viewer import add_layers, layer_info, layers_of_kind, remove_layers
+from .._viewer import add_layer_data, add_layers, layer_info, layers_of_kind, remove_layers
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +67,7 @@ class RunPlateWidget(QWidget):
         self.results: dict[str, Any] | None = None
         self.orchestrator: Any = None
         self._worker: Any = None
+        self._outputs: RunOutputs | None = None
         self._cancel: threading.Event | None = None
         s = session.settings
 
@@ -150,6 +149,7 @@ class RunPlateWidget(QWidget):
         options = {"output_dir": self.output_edit.text().strip() or None, "workers": self.workers.value(),
                    "executor": self.executor.currentText(), "overwrite": self.overwrite.isChecked()}
         self.orchestrator = None
+        self._outputs = None
         session.reset_status(wells)
         self.results = None
         self.bar.setValue(0)
@@ -198,6 +198,9 @@ class RunPlateWidget(QWidget):
         if isinstance(event, RunPrepared):
             self.orchestrator = event.orchestrator
             return
+        if isinstance(event, RunOutputs):
+            self._outputs = event
+            return
         if isinstance(event, RunStarted):
             self.status.setText(f"running {len(event.wells)} wells → {event.output_path}")
         for well, status, error in self.progress.update(event):
@@ -230,11 +233,32 @@ class RunPlateWidget(QWidget):
         orch = self.orchestrator
         if orch is not None and orch.output_dir is not None:
             self.session.output_dir = Path(orch.output_dir)
+            self.session.measured = dict(self._outputs.values) if self._outputs is not None else {}
             self.session.outputs_changed.emit(Path(orch.output_dir))
-            if self.open_output.isChecked() and self.viewer is not None and Path(orch.output_path).exists():
-                self.open_results(Path(orch.output_path), Path(orch.output_dir) / "tables")
         show_info(f"Plate run finished: {summary}")
-        self.run_finished.emit(results)
+        if self.open_output.isChecked() and self.viewer is not None and self._outputs is not None:
+            # one layer per event-loop turn keeps each UI stall to one layer's creation
+            self._add_one_by_one(self._outputs, lambda: self.run_finished.emit(results))
+        else:
+            self.run_finished.emit(results)
+
+    def _add_one_by_one(self, outputs: RunOutputs, then: Any) -> None:
+        self._remove_shown(outputs)
+        queue = list(outputs.layers)
+
+        def next_layer() -> None:
+            if queue:
+                add_layer_data(self.viewer, queue.pop(0))
+                QTimer.singleShot(0, next_layer)
+            else:
+                then()
+
+        next_layer()
+
+    def _remove_shown(self, outputs: RunOutputs) -> None:
+        old = [ly for kind in ("output", "output-wells") for ly in layers_of_kind(self.viewer, kind)
+               if layer_info(ly).get("plate_path") == str(outputs.plate_path)]
+        remove_layers(self.viewer, old)
 
     def _finish(self) -> None:
         self._bar_timer.stop()
@@ -245,13 +269,10 @@ class RunPlateWidget(QWidget):
 
     def open_results(self, plate_path: Path, tables_dir: Path) -> list[Any]:
         """Open an output plate as lazy multiscale layers (replacing an earlier view of it)."""
-        values = per_well_values(tables_dir)
-        features: dict[str, Any] | None = None
-        if values:
-            wells = sorted({w for per_well in values.values() for w in per_well})
-            features = {"well": wells, **{label: [v.get(w, float("nan")) for w in wells]
-                                         for label, v in values.items()}}
-        old = [ly for kind in ("output", "output-wells") for ly in layers_of_kind(self.viewer, kind)
-               if layer_info(ly).get("plate_path") == str(plate_path)]
-        remove_layers(self.viewer, old)
-        return add_layers(self.viewer, output_plate_layers(plate_path, features))
+        outputs = prepare_outputs(Path(plate_path), Path(tables_dir))
+        return self.show_outputs(outputs) if outputs is not None else []
+
+    def show_outputs(self, outputs: RunOutputs) -> list[Any]:
+        """Add prepared output layers now (replacing an earlier view of the same plate)."""
+        self._remove_shown(outputs)
+        return add_layers(self.viewer, outputs.layers)
