@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_functions_page_matches_the_registry() -> None:
-    spec = importlib.util.spec_from_file_location("make_function_docs", REPO / "docs" / "make_function_docs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    # a fresh process: the registry as a user sees it, without functions registered by tests
+    code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('m', sys.argv[1]); "
+            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+            "sys.stdout.write(m.render())")
+    proc = subprocess.run([sys.executable, "-c", code, str(REPO / "docs" / "make_function_docs.py")],
+                          capture_output=True, text=True, encoding="utf-8", check=True)
     current = (REPO / "docs" / "functions.md").read_text(encoding="utf-8")
-    assert current == module.render(), "docs/functions.md is stale: run python docs/make_function_docs.py"
+    assert current == proc.stdout, "docs/functions.md is stale: run python docs/make_function_docs.py"
 
 
 def test_readme_links_resolve() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -10,19 +11,28 @@ import pytest
 
 from napari_openhcs import FunctionStep, GroupBy, VariableComponents, load_pipeline, register, save_pipeline
 from napari_openhcs.core.pipeline_io import PipelineFileError, export_python, pipeline_to_data
+from napari_openhcs.functions import registry
 
 
-@register(name="test_io_gain", category="Test")
 def gain(stack: np.ndarray, *, factor: Annotated[float, {"min": 0, "max": 10}] = 2.0,
          mode: Literal["mul", "add"] = "mul") -> np.ndarray:
     """Multiply or add a constant."""
     return stack * factor if mode == "mul" else stack + factor
 
 
-@register(name="test_io_maxz", category="Test")
 def maxz(stack: np.ndarray) -> np.ndarray:
     """Max projection."""
     return stack.max(axis=0, keepdims=True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def registered() -> Iterator[None]:
+    """Register the test functions for this module only."""
+    register(name="test_io_gain", category="Test")(gain)
+    register(name="test_io_maxz", category="Test")(maxz)
+    yield
+    for name in ("test_io_gain", "test_io_maxz"):
+        registry._REGISTRY.pop(name, None)
 
 
 def steps() -> list[FunctionStep]:
