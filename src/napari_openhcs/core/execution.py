@@ -40,6 +40,9 @@ def _finish_event(result: WellResult) -> Any:
 
 def _worker_main(tasks: Any, results: Any, cancel: Any) -> None:  # pragma: no cover - in child
     """Worker process loop: run wells from ``tasks`` until ``None`` arrives."""
+    from ._worker_process import release_free_memory, use_one_malloc_arena
+
+    use_one_malloc_arena()
     while True:
         context = tasks.get()
         if context is None:
@@ -48,6 +51,8 @@ def _worker_main(tasks: Any, results: Any, cancel: Any) -> None:  # pragma: no c
         result = execute_well(context, emit=lambda ev: results.put(("event", ev)),
                               is_cancelled=cancel.is_set)
         results.put(("result", context.well, result))
+        del context, result
+        release_free_memory()
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..microscopes.io_readers import read_record
+from ._worker_process import trim_heap
 from .components import Component
 from .context import BoundCall, ProcessingContext, StepPlan, WellInput
 from .errors import StepExecutionError, WellCancelledError
@@ -313,6 +314,8 @@ def run_steps(
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         del source
+        if consume:
+            trim_heap()  # the input's memory is free now: give it back before the next step
         own_state = own_state or own_raw
         if not _stays_on_device(context, plan, keep_intermediates):
             state = state_to_host(state)
