@@ -68,12 +68,17 @@ def composite(
     arr = as_stack(stack)
     w = _weights(weights, arr.shape[0])
     out = np.zeros(arr.shape[1:], dtype=np.float64)
+    weighted = np.empty_like(out)
     for weight, plane in zip(w, arr):
         if weight == 0:
             continue
-        img = plane.astype(np.float64)
         if normalize:
+            img = plane.astype(np.float64)
             lo, hi = np.percentile(img, [0.5, 99.5])
             img = np.clip((img - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(img)
-        out += weight * img
-    return (out / w.sum()).astype(np.float32)[np.newaxis]
+            np.multiply(weight, img, out=weighted)
+        else:  # weight * plane.astype(float64), in one buffer
+            np.multiply(weight, plane, out=weighted, dtype=np.float64, casting="unsafe")
+        out += weighted
+    out /= w.sum()
+    return out.astype(np.float32)[np.newaxis]
