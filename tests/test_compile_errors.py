@@ -6,9 +6,15 @@ import pickle
 from pathlib import Path
 
 import pytest
-from engine_steps import max_project, normalize, scale, shift_by_offsets, site_offsets
 
-from napari_openhcs import FunctionStep, GlobalPipelineConfig, GroupBy, PipelineOrchestrator, VariableComponents
+from engine_steps import max_project, normalize, scale, shift_by_offsets, site_offsets
+from napari_openhcs import (
+    FunctionStep,
+    GlobalPipelineConfig,
+    GroupBy,
+    PipelineOrchestrator,
+    VariableComponents,
+)
 from napari_openhcs.core.errors import InsufficientMemoryError, OutputLocationError, PipelineCompileError
 from napari_openhcs.microscopes.detect import PlateFormatError
 from napari_openhcs.testing import make_synthetic_plate
@@ -21,7 +27,9 @@ def plate(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def orch(plate: Path, tmp_path: Path) -> PipelineOrchestrator:
-    return PipelineOrchestrator(plate, global_config=GlobalPipelineConfig(output_dir=tmp_path / "o")).initialize()
+    return PipelineOrchestrator(
+        plate, global_config=GlobalPipelineConfig(output_dir=tmp_path / "o")
+    ).initialize()
 
 
 def test_unknown_argument_names_step_and_argument(orch) -> None:
@@ -45,7 +53,9 @@ def test_dict_keys_accept_channel_names(orch) -> None:
 
 
 def test_special_input_without_producer(orch) -> None:
-    with pytest.raises(PipelineCompileError, match=r"special input .offsets. of shift_by_offsets\(\) has no producer"):
+    with pytest.raises(
+        PipelineCompileError, match=r"special input .offsets. of shift_by_offsets\(\) has no producer"
+    ):
         orch.compile_pipelines([FunctionStep(func=shift_by_offsets)])
     orch.compile_pipelines([FunctionStep(func=site_offsets), FunctionStep(func=shift_by_offsets)])
 
@@ -83,19 +93,23 @@ def test_plate_missing_or_not_a_plate(tmp_path: Path) -> None:
 
 
 def test_more_memory_than_the_machine_has(plate: Path, tmp_path: Path) -> None:
-    o = PipelineOrchestrator(plate, global_config=GlobalPipelineConfig(
-        output_dir=tmp_path, memory_limit_bytes=1000)).initialize()
+    o = PipelineOrchestrator(
+        plate, global_config=GlobalPipelineConfig(output_dir=tmp_path, memory_limit_bytes=1000)
+    ).initialize()
     with pytest.raises(InsufficientMemoryError, match=r"needs an estimated .* GiB .* only .* available"):
         o.compile_pipelines([FunctionStep(func=normalize)])
 
 
 def test_worker_count_lowered_to_fit_memory(plate: Path, tmp_path: Path) -> None:
-    o = PipelineOrchestrator(plate, global_config=GlobalPipelineConfig(
-        output_dir=tmp_path, num_workers=8)).initialize()
+    o = PipelineOrchestrator(
+        plate, global_config=GlobalPipelineConfig(output_dir=tmp_path, num_workers=8)
+    ).initialize()
     ctx = o.compile_pipelines([FunctionStep(func=normalize)])
     peak = next(iter(ctx.values())).estimated_peak_bytes
-    o2 = PipelineOrchestrator(plate, global_config=GlobalPipelineConfig(
-        output_dir=tmp_path, num_workers=8, memory_limit_bytes=3 * peak)).initialize()
+    o2 = PipelineOrchestrator(
+        plate,
+        global_config=GlobalPipelineConfig(output_dir=tmp_path, num_workers=8, memory_limit_bytes=3 * peak),
+    ).initialize()
     o2.compile_pipelines([FunctionStep(func=normalize)])
     assert o2.last_compiled.memory.workers == 3
 
@@ -109,14 +123,17 @@ def test_lambda_refused_for_processes_but_fine_for_threads(plate: Path, tmp_path
     o = PipelineOrchestrator(plate, global_config=GlobalPipelineConfig(output_dir=tmp_path)).initialize()
     with pytest.raises(PipelineCompileError, match="cannot be sent to worker processes"):
         o.compile_pipelines([FunctionStep(func=lambda s: s)])
-    t = PipelineOrchestrator(plate, global_config=GlobalPipelineConfig(
-        output_dir=tmp_path, executor="threads")).initialize()
+    t = PipelineOrchestrator(
+        plate, global_config=GlobalPipelineConfig(output_dir=tmp_path, executor="threads")
+    ).initialize()
     t.compile_pipelines([FunctionStep(func=lambda s: s)])
 
 
 def test_same_steps_compile_twice_unchanged_and_contexts_are_frozen(orch) -> None:
-    steps = [FunctionStep(func=(normalize, {"low": 2.0}), variable_components=[VariableComponents.SITE]),
-             FunctionStep(func=max_project, variable_components=[VariableComponents.Z_INDEX])]
+    steps = [
+        FunctionStep(func=(normalize, {"low": 2.0}), variable_components=[VariableComponents.SITE]),
+        FunctionStep(func=max_project, variable_components=[VariableComponents.Z_INDEX]),
+    ]
     before = [repr(s) + repr(s.func) for s in steps]
     a = orch.compile_pipelines(steps)
     b = orch.compile_pipelines(steps)

@@ -1,4 +1,4 @@
-"""The docs stay true to the code: generated pages are current, links resolve, CI runs the README's command."""
+"""The docs stay true to the code: generated pages are current, links resolve, CI runs the README command."""
 
 from __future__ import annotations
 
@@ -12,11 +12,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_functions_page_matches_the_registry() -> None:
     # a fresh process: the registry as a user sees it, without functions registered by tests
-    code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('m', sys.argv[1]); "
-            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
-            "sys.stdout.write(m.render())")
-    proc = subprocess.run([sys.executable, "-c", code, str(REPO / "docs" / "make_function_docs.py")],
-                          capture_output=True, text=True, encoding="utf-8", check=True)
+    code = (
+        "import importlib.util, sys; spec = importlib.util.spec_from_file_location('m', sys.argv[1]); "
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+        "sys.stdout.write(m.render())"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(REPO / "docs" / "make_function_docs.py")],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=True,
+    )
     current = (REPO / "docs" / "functions.md").read_text(encoding="utf-8")
     assert current == proc.stdout, "docs/functions.md is stale: run python docs/make_function_docs.py"
 

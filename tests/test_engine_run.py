@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from engine_steps import max_project, normalize, shift_by_offsets, site_offsets
 
+from engine_steps import max_project, normalize, shift_by_offsets, site_offsets
 from napari_openhcs import FunctionStep, GlobalPipelineConfig, PipelineOrchestrator, VariableComponents
 from napari_openhcs.core.events import StepFinished, WellFailed, WellFinished, WellStarted
 from napari_openhcs.testing import make_synthetic_plate
@@ -26,30 +26,40 @@ def tiny_plate(tmp_path_factory) -> Path:
 
 def seed_steps() -> list[FunctionStep]:
     return [
-        FunctionStep(func=(normalize, {"low": 1.0, "high": 99.0}), name="normalize",
-                     variable_components=[VariableComponents.SITE]),
+        FunctionStep(
+            func=(normalize, {"low": 1.0, "high": 99.0}),
+            name="normalize",
+            variable_components=[VariableComponents.SITE],
+        ),
         FunctionStep(func=max_project, name="max z", variable_components=[VariableComponents.Z_INDEX]),
-        FunctionStep(func=[site_offsets, shift_by_offsets], name="offsets",
-                     variable_components=[VariableComponents.SITE]),
+        FunctionStep(
+            func=[site_offsets, shift_by_offsets],
+            name="offsets",
+            variable_components=[VariableComponents.SITE],
+        ),
     ]
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def test_seed_workflow_two_workers(tiny_plate: Path, tmp_path: Path) -> None:
     before = snapshot(tiny_plate)
     out = tmp_path / "out"
-    orchestrator = PipelineOrchestrator(tiny_plate, global_config=GlobalPipelineConfig(
-        num_workers=2, output_dir=out))
+    orchestrator = PipelineOrchestrator(
+        tiny_plate, global_config=GlobalPipelineConfig(num_workers=2, output_dir=out)
+    )
     orchestrator.initialize()
     steps = seed_steps()
     compiled = orchestrator.compile_pipelines(steps)
     events: list = []
-    results = orchestrator.execute_compiled_plate(pipeline_definition=steps, compiled_contexts=compiled,
-                                                  max_workers=2, progress_callback=events.append)
+    results = orchestrator.execute_compiled_plate(
+        pipeline_definition=steps, compiled_contexts=compiled, max_workers=2, progress_callback=events.append
+    )
     plate = orchestrator.plate
     assert set(results) == set(plate.wells)
     assert all(r.status == "done" for r in results.values()), {w: r.error for w, r in results.items()}
@@ -88,8 +98,9 @@ def test_seed_workflow_two_workers(tiny_plate: Path, tmp_path: Path) -> None:
 
 
 def test_output_validates_against_ngff_and_reads_with_ome_zarr(tiny_plate: Path, tmp_path: Path) -> None:
-    orch = PipelineOrchestrator(tiny_plate, global_config=GlobalPipelineConfig(
-        num_workers=1, output_dir=tmp_path, executor="threads"))
+    orch = PipelineOrchestrator(
+        tiny_plate, global_config=GlobalPipelineConfig(num_workers=1, output_dir=tmp_path, executor="threads")
+    )
     results = orch.run([FunctionStep(func=max_project, variable_components=[VariableComponents.Z_INDEX])])
     assert all(r.status == "done" for r in results.values())
     from ome_zarr.io import parse_url
@@ -97,9 +108,9 @@ def test_output_validates_against_ngff_and_reads_with_ome_zarr(tiny_plate: Path,
 
     nodes = list(Reader(parse_url(str(orch.output_path)))())
     assert nodes and "plate" in nodes[0].metadata or nodes[0].zarr.root_attrs
+    import zarr
     from ome_zarr_models.v05.hcs import HCS
 
-    import zarr
     HCS.from_zarr(zarr.open_group(orch.output_path, mode="r"))
 
 
@@ -111,10 +122,14 @@ def test_failing_well_does_not_stop_the_others(tiny_plate: Path, tmp_path: Path)
     bad = sorted(plate.rglob("ZStep_2/*_A01_s2_w2.TIF"))
     assert bad, "expected an A01 plane in ZStep_2"
     bad[0].write_bytes(bad[0].read_bytes()[:300])  # a plane truncated after its header
-    orch = PipelineOrchestrator(plate, global_config=GlobalPipelineConfig(num_workers=2, output_dir=tmp_path / "o"))
+    orch = PipelineOrchestrator(
+        plate, global_config=GlobalPipelineConfig(num_workers=2, output_dir=tmp_path / "o")
+    )
     events: list = []
-    results = orch.run([FunctionStep(func=max_project, variable_components=[VariableComponents.Z_INDEX])],
-                       progress_callback=events.append)
+    results = orch.run(
+        [FunctionStep(func=max_project, variable_components=[VariableComponents.Z_INDEX])],
+        progress_callback=events.append,
+    )
     assert results["A01"].status == "failed"
     assert bad[0].name in results["A01"].error
     others = [w for w in results if w != "A01"]
@@ -127,8 +142,12 @@ def test_failing_well_does_not_stop_the_others(tiny_plate: Path, tmp_path: Path)
 
 def test_cancel_leaves_no_partial_well_and_rerun_completes_the_rest(tiny_plate: Path, tmp_path: Path) -> None:
     cfg = GlobalPipelineConfig(num_workers=1, output_dir=tmp_path, executor="threads")
-    steps = [FunctionStep(func=(slow_identity, {"seconds": 0.3}), variable_components=[VariableComponents.Z_INDEX]),
-             FunctionStep(func=max_project, variable_components=[VariableComponents.Z_INDEX])]
+    steps = [
+        FunctionStep(
+            func=(slow_identity, {"seconds": 0.3}), variable_components=[VariableComponents.Z_INDEX]
+        ),
+        FunctionStep(func=max_project, variable_components=[VariableComponents.Z_INDEX]),
+    ]
     orch = PipelineOrchestrator(tiny_plate, global_config=cfg).initialize()
     cancel = threading.Event()
 
@@ -136,8 +155,9 @@ def test_cancel_leaves_no_partial_well_and_rerun_completes_the_rest(tiny_plate: 
         if isinstance(ev, WellFinished):
             cancel.set()
 
-    results = orch.execute_compiled_plate(steps, orch.compile_pipelines(steps), progress_callback=on_event,
-                                          cancel_event=cancel)
+    results = orch.execute_compiled_plate(
+        steps, orch.compile_pipelines(steps), progress_callback=on_event, cancel_event=cancel
+    )
     done = {w for w, r in results.items() if r.status == "done"}
     assert len(done) == 1 and any(r.status == "cancelled" for r in results.values())
     from napari_openhcs.io import open_output_plate
@@ -156,8 +176,10 @@ def test_processes_and_threads_give_identical_output(tiny_plate: Path, tmp_path:
     steps = seed_steps()
     outs = []
     for name in ("processes", "threads"):
-        orch = PipelineOrchestrator(tiny_plate, global_config=GlobalPipelineConfig(
-            num_workers=2, output_dir=tmp_path / name, executor=name))
+        orch = PipelineOrchestrator(
+            tiny_plate,
+            global_config=GlobalPipelineConfig(num_workers=2, output_dir=tmp_path / name, executor=name),
+        )
         assert all(r.ok for r in orch.run(steps).values())
         outs.append(orch.output_path)
     from napari_openhcs.io import open_output_plate
@@ -168,11 +190,17 @@ def test_processes_and_threads_give_identical_output(tiny_plate: Path, tmp_path:
 
 
 def test_engine_import_pulls_in_no_napari_or_qt() -> None:
-    code = ("import sys, napari_openhcs; from napari_openhcs import PipelineOrchestrator, FunctionStep;"
-            "import napari_openhcs.core.orchestrator, napari_openhcs.functions, napari_openhcs.io, "
-            "napari_openhcs.microscopes.detect, napari_openhcs.cli;"
-            "bad=[m for m in sys.modules if m.split('.')[0] in ('napari','qtpy','PyQt5','PyQt6','PySide6',"
-            "'magicgui','cupy','torch','vispy')]; print(bad); sys.exit(1 if bad else 0)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    code = (
+        "import sys, napari_openhcs; from napari_openhcs import PipelineOrchestrator, FunctionStep;"
+        "import napari_openhcs.core.orchestrator, napari_openhcs.functions, napari_openhcs.io, "
+        "napari_openhcs.microscopes.detect, napari_openhcs.cli;"
+        "bad=[m for m in sys.modules if m.split('.')[0] in ('napari','qtpy','PyQt5','PyQt6','PySide6',"
+        "'magicgui','cupy','torch','vispy')]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -14,8 +14,12 @@ from napari_openhcs.core.pipeline_io import PipelineFileError, export_python, pi
 from napari_openhcs.functions import registry
 
 
-def gain(stack: np.ndarray, *, factor: Annotated[float, {"min": 0, "max": 10}] = 2.0,
-         mode: Literal["mul", "add"] = "mul") -> np.ndarray:
+def gain(
+    stack: np.ndarray,
+    *,
+    factor: Annotated[float, {"min": 0, "max": 10}] = 2.0,
+    mode: Literal["mul", "add"] = "mul",
+) -> np.ndarray:
     """Multiply or add a constant."""
     return stack * factor if mode == "mul" else stack + factor
 
@@ -37,12 +41,23 @@ def registered() -> Iterator[None]:
 
 def steps() -> list[FunctionStep]:
     return [
-        FunctionStep(func=(gain, {"factor": 3.0}), name="gain",
-                     variable_components=[VariableComponents.SITE, VariableComponents.Z_INDEX]),
-        FunctionStep(func=[maxz, (gain, {"mode": "add", "factor": 1.0})], name="chain",
-                     variable_components=[VariableComponents.Z_INDEX], materialize=True),
-        FunctionStep(func={"1": maxz, "2": (gain, {"factor": 0.5})}, group_by=GroupBy.CHANNEL,
-                     name="per channel", enabled=False),
+        FunctionStep(
+            func=(gain, {"factor": 3.0}),
+            name="gain",
+            variable_components=[VariableComponents.SITE, VariableComponents.Z_INDEX],
+        ),
+        FunctionStep(
+            func=[maxz, (gain, {"mode": "add", "factor": 1.0})],
+            name="chain",
+            variable_components=[VariableComponents.Z_INDEX],
+            materialize=True,
+        ),
+        FunctionStep(
+            func={"1": maxz, "2": (gain, {"factor": 0.5})},
+            group_by=GroupBy.CHANNEL,
+            name="per channel",
+            enabled=False,
+        ),
     ]
 
 
@@ -60,7 +75,8 @@ def test_python_object_tags_are_refused_and_never_run(tmp_path: Path) -> None:
     evil = tmp_path / "evil.yaml"
     evil.write_text(
         "napari_openhcs_pipeline: 1\nsteps:\n- function: !!python/object/apply:os.system "
-        f"['touch {marker}']\n")
+        f"['touch {marker}']\n"
+    )
     with pytest.raises(PipelineFileError, match="not a valid pipeline file"):
         load_pipeline(evil)
     assert not marker.exists()
@@ -69,17 +85,22 @@ def test_python_object_tags_are_refused_and_never_run(tmp_path: Path) -> None:
 def test_unknown_function_suggests_names(tmp_path: Path) -> None:
     f = tmp_path / "p.yaml"
     f.write_text("napari_openhcs_pipeline: 1\nsteps:\n- function: test_io_gian\n")
-    with pytest.raises(PipelineFileError, match="no function named 'test_io_gian'.*did you mean: test_io_gain"):
+    with pytest.raises(
+        PipelineFileError, match="no function named 'test_io_gian'.*did you mean: test_io_gain"
+    ):
         load_pipeline(f)
 
 
-@pytest.mark.parametrize("body, message", [
-    ("- function: test_io_gain\n  kwargs: {factor: fast}\n", "must be a number"),
-    ("- function: test_io_gain\n  kwargs: {mode: divide}\n", "must be one of"),
-    ("- function: test_io_gain\n  colour: red\n", "unknown keys"),
-    ("- function: test_io_gain\n  variable_components: [well]\n", "variable_components"),
-    ("- 42\n", "must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("- function: test_io_gain\n  kwargs: {factor: fast}\n", "must be a number"),
+        ("- function: test_io_gain\n  kwargs: {mode: divide}\n", "must be one of"),
+        ("- function: test_io_gain\n  colour: red\n", "unknown keys"),
+        ("- function: test_io_gain\n  variable_components: [well]\n", "variable_components"),
+        ("- 42\n", "must be a mapping"),
+    ],
+)
 def test_wrong_types_are_refused(tmp_path: Path, body: str, message: str) -> None:
     f = tmp_path / "p.yaml"
     f.write_text("napari_openhcs_pipeline: 1\nsteps:\n" + body)

@@ -17,7 +17,9 @@ from napari_openhcs.testing import load_ground_truth, make_synthetic_plate
 def sample_run(tmp_path_factory) -> tuple[Path, PipelineOrchestrator, dict]:
     base = tmp_path_factory.mktemp("ref")
     plate = make_synthetic_plate(base, spec="sample", seed=3)
-    orch = PipelineOrchestrator(plate, global_config=GlobalPipelineConfig(num_workers=2, output_dir=base / "out"))
+    orch = PipelineOrchestrator(
+        plate, global_config=GlobalPipelineConfig(num_workers=2, output_dir=base / "out")
+    )
     results = orch.run(reference_pipeline())
     return plate, orch, results
 
@@ -62,7 +64,9 @@ def test_nuclei_counts_within_5_percent_of_the_truth(sample_run) -> None:
         inside = np.zeros(len(yx), bool)
         for s in sites:
             oy, ox = s["true_origin"]
-            inside |= (yx[:, 0] >= oy) & (yx[:, 0] < oy + tile[0]) & (yx[:, 1] >= ox) & (yx[:, 1] < ox + tile[1])
+            inside |= (
+                (yx[:, 0] >= oy) & (yx[:, 0] < oy + tile[0]) & (yx[:, 1] >= ox) & (yx[:, 1] < ox + tile[1])
+            )
         expected = int(inside.sum())
         found = int(counts["count"][counts["well"] == well][0])
         assert abs(found - expected) <= 0.05 * expected, f"{well}: counted {found}, truth {expected}"

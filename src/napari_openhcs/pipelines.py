@@ -21,19 +21,40 @@ def stitching_pipeline(low: float = 0.5, high: float = 99.5) -> list[FunctionSte
     """
     norm = (_f("percentile_normalize"), {"low": low, "high": high})
     return [
-        FunctionStep(func=norm, name="normalize", variable_components=[VariableComponents.SITE],
-                     group_by=GroupBy.CHANNEL),
-        FunctionStep(func=_f("composite"), name="channel composite",
-                     variable_components=[VariableComponents.CHANNEL], group_by=GroupBy.NONE),
-        FunctionStep(func=_f("max_projection"), name="max over z",
-                     variable_components=[VariableComponents.Z_INDEX]),
-        FunctionStep(func=_f("compute_tile_positions"), name="tile positions",
-                     variable_components=[VariableComponents.SITE]),
-        FunctionStep(func=norm, name="normalize raw tiles", variable_components=[VariableComponents.SITE],
-                     input_source=InputSource.PIPELINE_START),
-        FunctionStep(func=_f("assemble_tiles"), name="assemble", variable_components=[VariableComponents.SITE]),
-        FunctionStep(func=_f("max_projection"), name="max over z (stitched)",
-                     variable_components=[VariableComponents.Z_INDEX]),
+        FunctionStep(
+            func=norm,
+            name="normalize",
+            variable_components=[VariableComponents.SITE],
+            group_by=GroupBy.CHANNEL,
+        ),
+        FunctionStep(
+            func=_f("composite"),
+            name="channel composite",
+            variable_components=[VariableComponents.CHANNEL],
+            group_by=GroupBy.NONE,
+        ),
+        FunctionStep(
+            func=_f("max_projection"), name="max over z", variable_components=[VariableComponents.Z_INDEX]
+        ),
+        FunctionStep(
+            func=_f("compute_tile_positions"),
+            name="tile positions",
+            variable_components=[VariableComponents.SITE],
+        ),
+        FunctionStep(
+            func=norm,
+            name="normalize raw tiles",
+            variable_components=[VariableComponents.SITE],
+            input_source=InputSource.PIPELINE_START,
+        ),
+        FunctionStep(
+            func=_f("assemble_tiles"), name="assemble", variable_components=[VariableComponents.SITE]
+        ),
+        FunctionStep(
+            func=_f("max_projection"),
+            name="max over z (stitched)",
+            variable_components=[VariableComponents.Z_INDEX],
+        ),
     ]
 
 
@@ -44,6 +65,12 @@ def reference_pipeline() -> list[FunctionStep]:
     the first channel go to the ``cell_counts`` table.
     """
     steps = stitching_pipeline()
-    steps.append(FunctionStep(func={"1": (_f("count_nuclei"), {"keep_image": True})}, name="count nuclei",
-                              variable_components=[VariableComponents.SITE], group_by=GroupBy.CHANNEL))
+    steps.append(
+        FunctionStep(
+            func={"1": (_f("count_nuclei"), {"keep_image": True})},
+            name="count nuclei",
+            variable_components=[VariableComponents.SITE],
+            group_by=GroupBy.CHANNEL,
+        )
+    )
     return steps

@@ -138,8 +138,9 @@ class ProcessExecutor:
                             slots[i] = start_slot()
                             continue
                         code = slot.process.exitcode
-                        why = (f"its worker process died (exit code {code}"
-                               + (", killed by a signal, e.g. the out-of-memory killer)" if code and code < 0 else ")"))
+                        signalled = code is not None and code < 0
+                        why = f"its worker process died (exit code {code}" + (
+                            ", killed by a signal, e.g. the out-of-memory killer)" if signalled else ")")
                         if attempts[slot.well] <= self.retries and not cancel.is_set():
                             logger.warning("well %s: %s; retrying", slot.well, why)
                             pending.insert(0, by_well[slot.well])

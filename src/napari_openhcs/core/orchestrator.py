@@ -76,7 +76,9 @@ def check_output_location(output_dir: Path, plate_root: Path) -> None:
         os.close(fd)
         os.unlink(name)
     except OSError as exc:
-        raise OutputLocationError(f"output folder {out} is not writable ({probe}: {exc.strerror or exc})") from None
+        raise OutputLocationError(
+            f"output folder {out} is not writable ({probe}: {exc.strerror or exc})"
+        ) from None
 
 
 class PipelineOrchestrator:
@@ -115,8 +117,13 @@ class PipelineOrchestrator:
         out = self.config.output_dir
         self.output_dir = Path(out).resolve() if out else default_output_dir(self.plate_path)
         check_output_location(self.output_dir, self.plate_path)
-        logger.info("plate %s (%s): %d wells; output %s", self.plate.name, self.plate.microscope,
-                    len(self.plate.wells), self.output_dir)
+        logger.info(
+            "plate %s (%s): %d wells; output %s",
+            self.plate.name,
+            self.plate.microscope,
+            len(self.plate.wells),
+            self.output_dir,
+        )
         return self
 
     def _require(self) -> Plate:
@@ -152,8 +159,14 @@ class PipelineOrchestrator:
         """
         plate = self._require()
         assert self.output_dir is not None
-        compiled = compile_plate(plate, list(pipeline_definition), self.config, self.output_dir,
-                                 self.pipeline_hash(pipeline_definition), well_filter)
+        compiled = compile_plate(
+            plate,
+            list(pipeline_definition),
+            self.config,
+            self.output_dir,
+            self.pipeline_hash(pipeline_definition),
+            well_filter,
+        )
         self.last_compiled = compiled
         return compiled.contexts
 
@@ -201,7 +214,10 @@ class PipelineOrchestrator:
         if self.last_compiled is not None and self.last_compiled.contexts is compiled_contexts:
             workers = min(workers, self.last_compiled.memory.workers)
         results = run_plate(
-            self, list(pipeline_definition), compiled_contexts, workers=workers,
+            self,
+            list(pipeline_definition),
+            compiled_contexts,
+            workers=workers,
             emit=_safe_callback(progress_callback),
             cancel=_AnyEvent(self._cancel, cancel_event),  # type: ignore[arg-type]
             executor=executor or self.config.executor,
@@ -220,11 +236,13 @@ class PipelineOrchestrator:
             return {}
         return {
             well: WellResult(well, "skipped", None, {}, {}, ("missing images: " + "; ".join(missing),))
-            for well, missing in compiled.incomplete_wells.items() if well not in contexts
+            for well, missing in compiled.incomplete_wells.items()
+            if well not in contexts
         }
 
-    def run(self, steps: list[FunctionStep], well_filter: list[str] | None = None,
-            **kwargs: Any) -> dict[str, WellResult]:
+    def run(
+        self, steps: list[FunctionStep], well_filter: list[str] | None = None, **kwargs: Any
+    ) -> dict[str, WellResult]:
         """Compile and execute in one call (initializing first if needed)."""
         if self.plate is None:
             self.initialize()
@@ -250,8 +268,9 @@ class PipelineOrchestrator:
         from .preview import preview_well
 
         self._require()
-        return preview_well(self, steps, well, site=site, start_step=start_step,
-                            previous=previous, cancel_event=cancel_event)
+        return preview_well(
+            self, steps, well, site=site, start_step=start_step, previous=previous, cancel_event=cancel_event
+        )
 
 
 def _safe_callback(callback: Callable[[Any], None] | None) -> Callable[[Any], None]:

@@ -21,8 +21,19 @@ from .frozen import thaw
 from .steps import FunctionStep, InputSource, iter_callables
 
 SCHEMA_VERSION = 1
-_STEP_KEYS = {"name", "function", "kwargs", "chain", "per_group", "variable_components", "group_by",
-              "input_source", "materialize", "enabled", "backend"}
+_STEP_KEYS = {
+    "name",
+    "function",
+    "kwargs",
+    "chain",
+    "per_group",
+    "variable_components",
+    "group_by",
+    "input_source",
+    "materialize",
+    "enabled",
+    "backend",
+}
 
 
 class PipelineFileError(ValueError):
@@ -40,7 +51,8 @@ class _PipelineLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(
-                None, None, "YAML aliases (*name) are not allowed in pipeline files", event.start_mark)
+                None, None, "YAML aliases (*name) are not allowed in pipeline files", event.start_mark
+            )
         return super().compose_node(parent, index)
 
 
@@ -103,7 +115,8 @@ def _data_to_pattern(d: Mapping[str, Any], where: str) -> Any:
 
     if not isinstance(d, Mapping):
         raise PipelineFileError(
-            f"{where}: must be a mapping with 'function', 'chain' or 'per_group', got {d!r}")
+            f"{where}: must be a mapping with 'function', 'chain' or 'per_group', got {d!r}"
+        )
     if "per_group" in d:
         groups = d["per_group"]
         if not isinstance(groups, Mapping):
@@ -146,7 +159,9 @@ def _check_kwarg_types(info: Any, kwargs: Mapping[str, Any], where: str) -> None
         if ann is str and not isinstance(value, str):
             raise PipelineFileError(f"{where}: argument {key!r} must be text, got {value!r}")
         if spec.choices and value not in spec.choices:
-            raise PipelineFileError(f"{where}: argument {key!r} must be one of {list(spec.choices)}, got {value!r}")
+            raise PipelineFileError(
+                f"{where}: argument {key!r} must be one of {list(spec.choices)}, got {value!r}"
+            )
 
 
 def _check_step_field_types(d: Mapping[str, Any], where: str) -> None:
@@ -176,7 +191,8 @@ def pipeline_from_data(data: Any) -> list[FunctionStep]:
     version = data.get("napari_openhcs_pipeline")
     if version != SCHEMA_VERSION:
         raise PipelineFileError(
-            f"unsupported pipeline schema version {version!r} (this version reads {SCHEMA_VERSION})")
+            f"unsupported pipeline schema version {version!r} (this version reads {SCHEMA_VERSION})"
+        )
     if not isinstance(data["steps"], list):
         raise PipelineFileError("'steps' must be a list")
     steps = []
@@ -186,21 +202,25 @@ def pipeline_from_data(data: Any) -> list[FunctionStep]:
             raise PipelineFileError(f"{where}: must be a mapping, got {type(d).__name__}")
         unknown = set(d) - _STEP_KEYS
         if unknown:
-            raise PipelineFileError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(_STEP_KEYS)})")
+            raise PipelineFileError(
+                f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(_STEP_KEYS)})"
+            )
         where = f"step {i + 1} '{d.get('name', '')}'"
         _check_step_field_types(d, where)
         func = _data_to_pattern(d, where)
         try:
-            steps.append(FunctionStep(
-                func=func,
-                name=d.get("name"),
-                variable_components=d.get("variable_components", ["site"]),
-                group_by=d.get("group_by", "channel"),
-                input_source=InputSource(d.get("input_source", "previous_step")),
-                materialize=bool(d.get("materialize", False)),
-                enabled=bool(d.get("enabled", True)),
-                backend=d.get("backend", "auto"),
-            ))
+            steps.append(
+                FunctionStep(
+                    func=func,
+                    name=d.get("name"),
+                    variable_components=d.get("variable_components", ["site"]),
+                    group_by=d.get("group_by", "channel"),
+                    input_source=InputSource(d.get("input_source", "previous_step")),
+                    materialize=bool(d.get("materialize", False)),
+                    enabled=bool(d.get("enabled", True)),
+                    backend=d.get("backend", "auto"),
+                )
+            )
         except (TypeError, ValueError) as exc:
             raise PipelineFileError(f"{where}: {exc}") from None
     return steps
@@ -256,13 +276,31 @@ def pipeline_hash(steps: list[FunctionStep], extra: str = "") -> str:
     try:
         payload = json.dumps(pipeline_to_data(list(steps)), sort_keys=True)
     except PipelineFileError:
-        payload = repr([(s.name, [(getattr(f, "__module__", ""), getattr(f, "__qualname__", repr(f)),
-                                   sorted(thaw(kw).items(), key=str)) for f, kw in s.callables()],
-                         s.variable_components, s.group_by, s.input_source) for s in steps])
+        payload = repr(
+            [
+                (
+                    s.name,
+                    [
+                        (
+                            getattr(f, "__module__", ""),
+                            getattr(f, "__qualname__", repr(f)),
+                            sorted(thaw(kw).items(), key=str),
+                        )
+                        for f, kw in s.callables()
+                    ],
+                    s.variable_components,
+                    s.group_by,
+                    s.input_source,
+                )
+                for s in steps
+            ]
+        )
     return hashlib.sha256((payload + extra).encode()).hexdigest()[:16]
 
 
-def export_python(steps: list[FunctionStep], path: str | Path, plate_placeholder: str = "PLATE_FOLDER") -> Path:
+def export_python(
+    steps: list[FunctionStep], path: str | Path, plate_placeholder: str = "PLATE_FOLDER"
+) -> Path:
     """Write a runnable Python script that rebuilds and runs the pipeline."""
     data = pipeline_to_data(list(steps))
     lines = [
@@ -282,7 +320,9 @@ def export_python(steps: list[FunctionStep], path: str | Path, plate_placeholder
         "    orchestrator = PipelineOrchestrator(plate, global_config=GlobalPipelineConfig(output_dir=out))",
         "    orchestrator.initialize()",
         "    compiled = orchestrator.compile_pipelines(steps)",
-        "    results = orchestrator.execute_compiled_plate(pipeline_definition=steps, compiled_contexts=compiled)",
+        "    results = orchestrator.execute_compiled_plate(",
+        "        pipeline_definition=steps, compiled_contexts=compiled",
+        "    )",
         "    for well, result in sorted(results.items()):",
         "        print(well, result.status, result.error or '')",
         "    print('output:', orchestrator.output_path)",

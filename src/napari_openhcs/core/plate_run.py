@@ -71,8 +71,13 @@ def _plate_writers(output: OutputPlan, attributes: dict[str, Any]) -> list[Any]:
     paths = [output.plate_path, *output.step_plates.values()]
     writers = []
     for path in paths:
-        w = HCSPlateWriter(Path(path), plate_name=output.plate_name, rows=output.rows,
-                           columns=output.columns, attributes=attributes)
+        w = HCSPlateWriter(
+            Path(path),
+            plate_name=output.plate_name,
+            rows=output.rows,
+            columns=output.columns,
+            attributes=attributes,
+        )
         w.create(overwrite=False)
         writers.append(w)
     return writers
@@ -118,13 +123,26 @@ def run_plate(
         to_run: list[ProcessingContext] = []
         for well, ctx in contexts.items():
             record = done.get(well) or {}
-            if well in done and not orch.config.overwrite and record.get("pipeline_hash") == output.pipeline_hash:
-                results[well] = WellResult(well, "skipped", None, {}, {"image": f"{output.plate_path}/{well}"},
-                                           ("already complete for this pipeline",))
+            if (
+                well in done
+                and not orch.config.overwrite
+                and record.get("pipeline_hash") == output.pipeline_hash
+            ):
+                results[well] = WellResult(
+                    well,
+                    "skipped",
+                    None,
+                    {},
+                    {"image": f"{output.plate_path}/{well}"},
+                    ("already complete for this pipeline",),
+                )
                 continue
             if well in done:
-                logger.info("well %s: recomputing (%s)", well,
-                            "overwrite" if orch.config.overwrite else "different pipeline")
+                logger.info(
+                    "well %s: recomputing (%s)",
+                    well,
+                    "overwrite" if orch.config.overwrite else "different pipeline",
+                )
                 for w in writers:
                     w.remove_well(well)
             to_run.append(ctx)
