@@ -67,6 +67,14 @@ def downsample_2x(image: np.ndarray, *, method: Downsample = "mean") -> np.ndarr
         acc = blocks.sum(axis=(-3, -1), dtype=np.int64)
         out = (acc + 2) // 4  # round half up
         return out.astype(image.dtype)
+    if image.dtype in (np.float32, np.float64):
+        # blocks.mean(axis=(-3, -1)) without the slow reduction over two strided
+        # axes: the same additions in the same order (each row's pair, then the two
+        # rows), then the same division, so the values are identical
+        out = image[..., 0::2, 0::2] + image[..., 0::2, 1::2]
+        out += image[..., 1::2, 0::2] + image[..., 1::2, 1::2]
+        out /= 4
+        return out
     acc_dtype = np.float64 if image.dtype == np.float64 else np.float32
     return blocks.mean(axis=(-3, -1), dtype=acc_dtype).astype(image.dtype)
 
