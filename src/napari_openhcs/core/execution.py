@@ -15,6 +15,7 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,7 @@ def _worker_main(tasks: Any, results: Any, cancel: Any) -> None:  # pragma: no c
     while True:
         context = tasks.get()
         if context is None:
+            _exit_now(results)
             return
         results.put(("start", context.well, os.getpid()))
         result = execute_well(context, emit=lambda ev: results.put(("event", ev)),
@@ -53,6 +55,30 @@ def _worker_main(tasks: Any, results: Any, cancel: Any) -> None:  # pragma: no c
         results.put(("result", context.well, result))
         del context, result
         release_free_memory()
+
+
+def _exit_now(results: Any) -> None:  # pragma: no cover - in child
+    """End the worker the way a fork-started child ends: finalizers, then ``os._exit``.
+
+    A spawn-started child otherwise exits through a full interpreter shutdown
+    (freeing every module and array), 0.1-0.2 s that the supervisor waits for at
+    the end of every run. Every result has been delivered by then. Returns (and
+    the worker exits normally) if multiprocessing's exit hook is not available.
+    """
+    results.close()
+    results.join_thread()  # the results are flushed to the pipe
+    try:
+        from multiprocessing import util
+
+        util._exit_function()  # e.g. releases semaphores that libraries created in this process
+    except Exception:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(0)
 
 
 @dataclass
@@ -176,6 +202,7 @@ class ProcessExecutor:
                     if slot.well == msg[1]:
                         slot.well = None
                 finish(msg[2])
+                return  # a worker is free: give it the next well now
 
 
 class ThreadExecutor:
