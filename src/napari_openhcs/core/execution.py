@@ -14,13 +14,16 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import pickle
 import queue
 import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from typing import Any
 
 from .context import ProcessingContext
@@ -40,19 +43,26 @@ def _finish_event(result: WellResult) -> Any:
 
 
 def _worker_main(tasks: Any, results: Any, cancel: Any) -> None:  # pragma: no cover - in child
-    """Worker process loop: run wells from ``tasks`` until ``None`` arrives."""
+    """Worker process loop: run wells received on ``tasks`` until ``None`` arrives.
+
+    ``tasks`` and ``results`` are this worker's own pipe ends: a worker that is
+    killed mid-write can only break its own channel, never another worker's.
+    """
     from ._worker_process import release_free_memory, use_one_malloc_arena
 
     use_one_malloc_arena()
     while True:
-        context = tasks.get()
+        try:
+            context = tasks.recv()
+        except (EOFError, OSError):
+            return
         if context is None:
             _exit_now(results)
             return
-        results.put(("start", context.well, os.getpid()))
-        result = execute_well(context, emit=lambda ev: results.put(("event", ev)),
+        results.send(("start", context.well, os.getpid()))
+        result = execute_well(context, emit=lambda ev: results.send(("event", ev)),
                               is_cancelled=cancel.is_set)
-        results.put(("result", context.well, result))
+        results.send(("result", context.well, result))
         del context, result
         release_free_memory()
 
@@ -62,11 +72,11 @@ def _exit_now(results: Any) -> None:  # pragma: no cover - in child
 
     A spawn-started child otherwise exits through a full interpreter shutdown
     (freeing every module and array), 0.1-0.2 s that the supervisor waits for at
-    the end of every run. Every result has been delivered by then. Returns (and
-    the worker exits normally) if multiprocessing's exit hook is not available.
+    the end of every run. Every result has been sent by then (pipe writes are
+    synchronous). Returns (and the worker exits normally) if multiprocessing's exit
+    hook is not available.
     """
     results.close()
-    results.join_thread()  # the results are flushed to the pipe
     try:
         from multiprocessing import util
 
@@ -84,9 +94,11 @@ def _exit_now(results: Any) -> None:  # pragma: no cover - in child
 @dataclass
 class _Slot:
     process: Any
-    tasks: Any
+    tasks: Any  # the supervisor's sending end of the worker's task pipe
+    results: Any  # the supervisor's receiving end of the worker's result pipe
     well: str | None = None
     started: float = 0.0
+    closed: bool = False  # the result pipe reached EOF (the worker exited or died)
 
 
 class ProcessExecutor:
@@ -113,7 +125,6 @@ class ProcessExecutor:
     ) -> dict[str, WellResult]:
         """Run every context; return ``{well: WellResult}``."""
         ctx = mp.get_context("spawn")
-        results_q = ctx.Queue()
         cancel = ctx.Event()
         pending = list(contexts)
         by_well = {c.well: c for c in contexts}
@@ -122,10 +133,13 @@ class ProcessExecutor:
         slots: list[_Slot] = []
 
         def start_slot() -> _Slot:
-            tasks = ctx.Queue()
-            proc = ctx.Process(target=_worker_main, args=(tasks, results_q, cancel), daemon=True)
+            task_recv, task_send = ctx.Pipe(duplex=False)
+            result_recv, result_send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_worker_main, args=(task_recv, result_send, cancel), daemon=True)
             proc.start()
-            return _Slot(proc, tasks)
+            task_recv.close()  # the child's ends: closing ours lets EOF show when it dies
+            result_send.close()
+            return _Slot(proc, task_send, result_recv)
 
         def finish(result: WellResult) -> None:
             results[result.well] = result
@@ -145,8 +159,11 @@ class ProcessExecutor:
                         c = pending.pop(0)
                         slot.well, slot.started = c.well, time.monotonic()
                         attempts[c.well] += 1
-                        slot.tasks.put(c)
-                self._drain(results_q, slots, emit, finish)
+                        try:
+                            slot.tasks.send(c)
+                        except OSError:  # the worker died; handled as a death below
+                            pass
+                self._drain(slots, emit, finish)
                 for i, slot in enumerate(slots):
                     if slot.well is None:
                         continue
@@ -159,7 +176,7 @@ class ProcessExecutor:
                                           f"{ctx_w.timeout_s:g} s; its worker was stopped"))
                         slots[i] = start_slot()
                     elif not slot.process.is_alive():
-                        self._drain(results_q, slots, emit, finish)
+                        self._drain(slots, emit, finish)
                         if slot.well is None:  # its result arrived after all
                             slots[i] = start_slot()
                             continue
@@ -176,33 +193,42 @@ class ProcessExecutor:
         finally:
             for slot in slots:
                 if slot.process.is_alive():
-                    slot.tasks.put(None)
+                    try:
+                        slot.tasks.send(None)
+                    except OSError:
+                        pass
             for slot in slots:
                 slot.process.join(timeout=5)
                 if slot.process.is_alive():
                     slot.process.kill()
-            results_q.close()
+                slot.tasks.close()
+                slot.results.close()
         return results
 
     @staticmethod
-    def _drain(results_q: Any, slots: list[_Slot], emit: Emit, finish: Callable[[WellResult], None]) -> None:
-        deadline = time.monotonic() + POLL_S
-        while True:
-            try:
-                msg = results_q.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                return
-            kind = msg[0]
-            if kind == "start":
-                emit(WellStarted(msg[1]))
-            elif kind == "event":
-                emit(msg[1])
-            elif kind == "result":
-                for slot in slots:
+    def _drain(slots: list[_Slot], emit: Emit, finish: Callable[[WellResult], None]) -> None:
+        """Handle the messages that arrive within one poll interval."""
+        open_slots = {slot.results: slot for slot in slots if not slot.closed}
+        if not open_slots:
+            time.sleep(POLL_S)
+            return
+        for conn in wait(list(open_slots), timeout=POLL_S):
+            slot = open_slots[conn]
+            while not slot.closed and conn.poll():
+                try:
+                    msg = conn.recv()
+                except (EOFError, OSError, pickle.UnpicklingError):
+                    slot.closed = True  # the worker exited or died mid-message
+                    break
+                kind = msg[0]
+                if kind == "start":
+                    emit(WellStarted(msg[1]))
+                elif kind == "event":
+                    emit(msg[1])
+                elif kind == "result":
                     if slot.well == msg[1]:
                         slot.well = None
-                finish(msg[2])
-                return  # a worker is free: give it the next well now
+                    finish(msg[2])
 
 
 class ThreadExecutor:
@@ -236,7 +262,7 @@ class ThreadExecutor:
         try:
             futures = {pool.submit(task, c) for c in contexts}
             while futures:
-                done, futures = wait(futures, timeout=POLL_S, return_when=FIRST_COMPLETED)
+                done, futures = wait_futures(futures, timeout=POLL_S, return_when=FIRST_COMPLETED)
                 while not events.empty():
                     emit(events.get_nowait())
                 for f in done:
