@@ -29,6 +29,7 @@ from .memory_types import memory_type_of, to_memory_type
 from .results import WellResult
 from .well_state import (
     AXIS_POS,
+    ImageKey,
     SpecialStore,
     WellState,
     group_images,
@@ -216,7 +217,10 @@ def run_step(
     new_images: dict[tuple[int, int, int, int], np.ndarray] = {}
     collapsed = set(state.collapsed)
     collapsed_channels = state.collapsed_channels
-    for group, keys in group_images(state, variable):
+    groups = group_images(state, variable)
+    if consume and not plan.special_outputs:
+        groups = _in_storage_order(state, groups)
+    for group, keys in groups:
         if plan.by_group is not None:
             gval = group.get(plan.group_by) if plan.group_by else None
             calls = plan.by_group.get(str(gval)) if gval is not None else None
@@ -242,6 +246,23 @@ def run_step(
                         if c is Component.CHANNEL:
                             collapsed_channels = tuple(sorted({k[1] for k in keys}))
     return WellState(new_images, frozenset(collapsed), collapsed_channels)
+
+
+def _in_storage_order(
+    state: WellState, groups: list[tuple[dict[Component, int], list[ImageKey]]]
+) -> list[tuple[dict[Component, int], list[ImageKey]]]:
+    """Order groups by where their images come in ``state`` (the order the previous step made them).
+
+    A previous step's output for one group is one block of memory, freed once all of
+    its images are consumed; taking the groups in this order finishes one block
+    before starting the next (e.g. a channel composite per site and z, after a
+    normalization per channel and z over sites, frees each z's blocks as soon as its
+    sites are done). The groups are independent and each group's images keep their
+    order, so the results are the same; steps with special outputs keep the sorted
+    order, which their tables follow.
+    """
+    position = {k: i for i, k in enumerate(state.images)}
+    return sorted(groups, key=lambda g: min(position[k] for k in g[1]))
 
 
 def _stays_on_device(context: ProcessingContext, plan: StepPlan, keep_intermediates: bool) -> bool:
