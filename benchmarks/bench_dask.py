@@ -13,8 +13,7 @@ run that fills the page cache); the table shows the median wall time of
 - ``dask``: ``executor="dask"``, a LocalCluster started and closed by the run;
 - ``dask (warm cluster)``: a LocalCluster started beforehand, passed as a client.
 
-The pipeline is the reference ``stitching_pipeline()`` when the function library
-provides it, else normalize + max projection (the table says which).
+The pipeline is the reference ``stitching_pipeline()``.
 """
 
 from __future__ import annotations
@@ -26,51 +25,18 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 logger = logging.getLogger("bench_dask")
 
 
-def normalize(stack: np.ndarray, *, low: float = 0.5, high: float = 99.5) -> np.ndarray:
-    """Percentile-normalize to float32 [0, 1] (fallback when the library has none)."""
-    lo, hi = np.percentile(stack, [low, high])
-    return np.clip((stack.astype(np.float32) - lo) / max(float(hi - lo), 1e-6), 0, 1)
-
-
-def max_projection(stack: np.ndarray) -> np.ndarray:
-    """Maximum over the stack (fallback when the library has none)."""
-    return stack.max(axis=0, keepdims=True)
-
-
 def pipeline() -> tuple[str, list[Any]]:
-    """Return ``(description, steps)``: the stitching pipeline if available, else a simple one."""
-    from napari_openhcs import FunctionStep, VariableComponents
+    """Return ``(description, steps)``: the reference ``stitching_pipeline()``."""
+    from napari_openhcs.pipelines import stitching_pipeline
 
-    try:
-        from napari_openhcs.pipelines import stitching_pipeline
-
-        steps = stitching_pipeline()
-        return "stitching_pipeline() (" + " -> ".join(s.name for s in steps) + ")", steps
-    except (KeyError, LookupError, ImportError) as exc:
-        logger.info("stitching pipeline unavailable (%s); using normalize + max projection", exc)
-    norm: Callable[..., Any] = normalize
-    proj: Callable[..., Any] = max_projection
-    source = "local"
-    try:
-        from napari_openhcs.functions import get_function
-
-        norm, proj = get_function("percentile_normalize").func, get_function("max_projection").func
-        source = "library"
-    except (KeyError, LookupError, ImportError):
-        pass
-    steps = [FunctionStep(func=(norm, {"low": 0.5, "high": 99.5}), name="normalize",
-                          variable_components=[VariableComponents.SITE]),
-             FunctionStep(func=proj, name="max over z", variable_components=[VariableComponents.Z_INDEX])]
-    return f"normalize -> max projection ({source} functions; stitching functions not registered)", steps
+    steps = stitching_pipeline()
+    return "stitching_pipeline() (" + " -> ".join(s.name for s in steps) + ")", steps
 
 
 def run_once(plate: Path, out: Path, steps: list[Any], workers: int, executor: Any) -> float:
