@@ -24,7 +24,6 @@ from napari_openhcs.functions import stitching as stitching_module
 from napari_openhcs.functions._phase_correlation import (
     PairRegistration,
     overlap_ncc,
-    register_pair,
 )
 from napari_openhcs.functions.stitching import (
     assemble_tiles,
@@ -273,18 +272,29 @@ def _fiji_config(path: Path) -> np.ndarray:
     return np.array([[float(y), float(x)] for x, y in coords])
 
 
+def _best_integer_shift(
+    a: np.ndarray, b: np.ndarray, around: tuple[int, int], radius: int
+) -> tuple[int, int]:
+    """The integer displacement with the highest overlap NCC, by exhaustive search."""
+    scores = {
+        (dy, dx): overlap_ncc(a, b, (dy, dx))[0]
+        for dy in range(around[0] - radius, around[0] + radius + 1)
+        for dx in range(around[1] - radius, around[1] + radius + 1)
+    }
+    return max(scores, key=scores.get)
+
+
 def test_starrynight_strip_against_fiji_registration(shared_data: Path) -> None:
     """Per-pair agreement with the Fiji registration of the 1 x 10 graph-paper strip.
 
-    The tiles are photographs of hand-labelled graph paper whose overlaps are
-    not all related by one translation: registering the top, middle and bottom
-    thirds of an overlap separately gives displacements up to ~12 px apart
-    (pairs 1-2, 8-9), so a single translation is only defined to within that
-    spread and two correct methods may differ by it.  Each pair must agree
-    with Fiji within 2 px, widened by the spread of its thirds (+1 px) where
-    that spread exceeds 1 px; our displacement must lie within the thirds'
-    range.  Pair 7-8 is Fiji's own error (PROVENANCE: NCC says 351, Fiji 334):
-    Fiji's shift lies outside the thirds' range and its NCC is clearly lower.
+    The reference is Fiji's integer registration, not ground truth (PROVENANCE:
+    an independent NCC check disagrees with it by 1-8 px, and by 17 px on pair
+    7-8).  So each pair is judged against the overlap itself: an exhaustive
+    search of integer displacements (+-6 px around ours) for the highest
+    normalized cross-correlation of the whole overlap.  Our displacement must
+    be within 1 px of that maximum and correlate at least as well as Fiji's;
+    where Fiji's own displacement is at the maximum (within 1 px), we must agree
+    with Fiji within 2 px.
     """
     folder = shared_data / STARRY
     nominal = _fiji_config(folder / "tile_config.txt")
@@ -292,42 +302,35 @@ def test_starrynight_strip_against_fiji_registration(shared_data: Path) -> None:
     tiles = np.stack([tifffile.imread(folder / f"{i}.tif") for i in range(1, 11)])
     _, positions, pairs = compute_tile_positions(tiles, site_positions=nominal, max_shift_px=80)
     ours = np.stack([pairs["dy"], pairs["dx"]], axis=1)
-    fiji_steps = np.diff(fiji, axis=0)
+    fiji_steps = np.diff(fiji, axis=0).astype(int)
     assert (pairs["used"] == "phase").all(), pairs["reason"]
 
-    strict = []
+    checked_against_fiji = []
     for k in range(len(ours)):
         a, b = tiles[k].astype(np.float32), tiles[k + 1].astype(np.float32)
-        thirds = []
-        for y0, y1 in ((0, 310), (310, 620), (620, 929)):
-            part = register_pair(
-                a[y0:y1], b[y0:y1], tuple(ours[k]), max_shift=10, min_quality=0.3, min_contrast=0.01
-            )
-            thirds.append((part.dy, part.dx))
-        low, high = np.min(thirds, axis=0), np.max(thirds, axis=0)
-        diff = np.abs(ours[k] - fiji_steps[k])
-        bound = np.maximum(2.0, high - low + 1.0)
+        rounded = (int(round(ours[k, 0])), int(round(ours[k, 1])))
+        best = _best_integer_shift(a, b, rounded, radius=6)
+        ncc_ours = overlap_ncc(a, b, rounded)[0]
+        ncc_fiji = overlap_ncc(a, b, tuple(fiji_steps[k]))[0]
+        fiji_at_best = np.all(np.abs(fiji_steps[k] - np.array(best)) <= 1)
         print(
-            f"pair {k + 1}-{k + 2}: ours ({ours[k, 0]:.1f}, {ours[k, 1]:.1f}) "
-            f"fiji ({fiji_steps[k, 0]:.0f}, {fiji_steps[k, 1]:.0f}) "
-            f"|diff| ({diff[0]:.1f}, {diff[1]:.1f}); thirds y {low[0]:.1f}..{high[0]:.1f} "
-            f"x {low[1]:.1f}..{high[1]:.1f}"
+            f"pair {k + 1}-{k + 2}: ours ({ours[k, 0]:.1f}, {ours[k, 1]:.1f}) NCC {ncc_ours:.4f}; "
+            f"fiji ({fiji_steps[k, 0]}, {fiji_steps[k, 1]}) NCC {ncc_fiji:.4f}; NCC maximum at {best}"
         )
-        assert np.all(ours[k] >= low - 1.0) and np.all(ours[k] <= high + 1.0)
-        if np.all(diff <= 2.0):
-            strict.append(k + 1)
-        if k == 6:  # pair 7-8: the reference is wrong here
-            fiji_ncc = overlap_ncc(a, b, (int(fiji_steps[k, 0]), int(fiji_steps[k, 1])))[0]
-            assert fiji_steps[k, 1] < low[1] - 5.0
-            assert pairs["quality"][k] > fiji_ncc + 0.05
-            continue
-        assert np.all(diff <= bound), f"pair {k + 1}-{k + 2}: {diff} px from Fiji, bound {bound}"
+        assert np.all(np.abs(ours[k] - np.array(best)) <= 1.0), f"pair {k + 1}-{k + 2} off the NCC maximum"
+        assert ncc_ours >= ncc_fiji - 1e-3, f"pair {k + 1}-{k + 2}: Fiji's displacement correlates better"
+        if fiji_at_best:
+            checked_against_fiji.append(k + 1)
+            assert np.all(np.abs(ours[k] - fiji_steps[k]) <= 2.0), f"pair {k + 1}-{k + 2}: > 2 px from Fiji"
+    print(f"pairs where Fiji is at the NCC maximum (within 2 px of ours): {checked_against_fiji}")
+    assert len(checked_against_fiji) >= 4
+    # pair 7-8: Fiji's displacement is 17 px off, and clearly worse on the overlap
+    assert overlap_ncc(tiles[6].astype(np.float32), tiles[7].astype(np.float32), tuple(fiji_steps[6]))[0] < (
+        pairs["quality"][6] - 0.05
+    )
+    # the solve is a chain: positions are the running sum of the pair displacements
     relative = np.stack([positions["y"], positions["x"]], axis=1)
-    relative -= relative[0]
-    deviation = relative - (fiji - fiji[0])
-    print("per-tile deviation from Fiji (y, x):", np.round(deviation, 1).tolist())
-    print(f"pairs within 2 px of Fiji: {strict}")
-    assert len(strict) >= 4
+    np.testing.assert_allclose(np.diff(relative, axis=0), ours, atol=1e-3)
 
 
 def _metaseries(path: Path) -> tuple[float, float, float]:
