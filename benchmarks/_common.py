@@ -83,13 +83,16 @@ class TreeMemory:
 
     ``peak_tree_bytes`` is the largest sum of RSS over the root processes and all
     their descendants seen at one sample; ``peak_by_pid`` the largest RSS of each
-    process.
+    process; ``cpu_by_pid`` the CPU seconds (user + system) each process had used at
+    its last sample (this also covers workers that a fork server, not the root,
+    waits for, which ``RUSAGE_CHILDREN`` misses).
     """
 
     root_pids: list[int]
     interval_s: float = 0.02
     peak_tree_bytes: int = 0
     peak_by_pid: dict[int, int] = field(default_factory=dict)
+    cpu_by_pid: dict[int, float] = field(default_factory=dict)
     samples: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -125,6 +128,8 @@ class TreeMemory:
             for pid, proc in list(known.items()):
                 try:
                     rss = proc.memory_info().rss
+                    times = proc.cpu_times()
+                    self.cpu_by_pid[pid] = times.user + times.system
                 except psutil.Error:
                     del known[pid]
                     continue

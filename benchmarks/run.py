@@ -84,6 +84,7 @@ def run_child(label: str, commands: list[list[str]]) -> dict[str, Any]:
     mem.stop()
     usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run's processes and their waited-for workers
     cpu = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
+    cpu = max(cpu, sum(mem.cpu_by_pid.values()))  # workers forked by a fork server are not our children
     parts = []
     for proc, (stdout, stderr) in zip(procs, outputs):
         if proc.returncode != 0 or not stdout.strip():
