@@ -29,14 +29,14 @@ def run_engine(plate: Path, output_dir: Path, workers: int, executor: str = "pro
 
     phases["import"] = time.perf_counter() - t
     t = time.perf_counter()
+    config = GlobalPipelineConfig(num_workers=workers, output_dir=output_dir, executor=executor)  # type: ignore[arg-type]
+    orch = PipelineOrchestrator(plate, global_config=config).initialize()
+    phases["initialize"] = time.perf_counter() - t
+    t = time.perf_counter()
     from napari_openhcs.pipelines import stitching_pipeline
 
     steps = stitching_pipeline()
     phases["pipeline"] = time.perf_counter() - t
-    t = time.perf_counter()
-    config = GlobalPipelineConfig(num_workers=workers, output_dir=output_dir, executor=executor)  # type: ignore[arg-type]
-    orch = PipelineOrchestrator(plate, global_config=config).initialize()
-    phases["initialize"] = time.perf_counter() - t
     t = time.perf_counter()
     compiled = orch.compile_pipelines(steps)
     phases["compile"] = time.perf_counter() - t

@@ -43,3 +43,12 @@ def shift_by_offsets(stack: np.ndarray, *, offsets) -> np.ndarray:
 
 
 shift_by_offsets.__openhcs_special_inputs__ = ("offsets",)  # type: ignore[attr-defined]
+
+
+def require_env(stack: np.ndarray, *, name: str) -> np.ndarray:
+    """Return the stack unchanged; fail when the environment variable ``name`` is not set."""
+    import os
+
+    if name not in os.environ:
+        raise RuntimeError(f"{name} is not set in the worker")
+    return stack

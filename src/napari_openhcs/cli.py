@@ -125,8 +125,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run a saved pipeline on a plate."""
     from .core.pipeline_io import load_pipeline
 
-    steps = load_pipeline(args.pipeline)
     orch = _orchestrator(args)
+    steps = load_pipeline(args.pipeline)
     wells = [w.strip() for w in args.wells.split(",") if w.strip()] if args.wells else None
     return _run(orch, steps, wells, args.workers)
 

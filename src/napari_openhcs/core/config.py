@@ -27,7 +27,7 @@ class GlobalPipelineConfig:
         Where results go. Default: a folder ``<plate>_outputs`` beside the plate,
         never inside it.
     executor
-        ``"processes"`` (default; a local ``spawn`` pool), ``"threads"`` (debugging)
+        ``"processes"`` (default; a local pool of worker processes), ``"threads"`` (debugging)
         or ``"dask"`` (a Dask ``distributed`` cluster).
     overwrite
         Recompute wells already complete for the same pipeline.

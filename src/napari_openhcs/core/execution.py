@@ -1,9 +1,9 @@
 """Executors: run compiled wells in parallel and report progress.
 
-``processes`` (default) is a small supervisor over ``spawn`` worker processes (a
-local context; the global start method is never changed). Each worker gets its
-wells one at a time on its own queue, so the supervisor always knows which well a
-worker is running: a worker that dies (killed by the OOM killer, a crash in native
+``processes`` (default) is a small supervisor over worker processes (forked by a
+server that has the engine imported, or started with ``spawn``; see :mod:`._start`).
+Each worker gets its wells one at a time on its own queue, so the supervisor always
+knows which well a worker is running: a worker that dies (killed by the OOM killer, a crash in native
 code) costs only its own well, which is retried once; a well that runs past its
 timeout has its worker killed and fails with that reason; the pool is refilled and
 the other wells go on. ``threads`` runs wells in a thread pool (debugging).
@@ -12,7 +12,6 @@ the other wells go on. ``threads`` runs wells in a thread pool (debugging).
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
 import pickle
 import queue
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
 
+from ._start import worker_context
 from .context import ProcessingContext
 from .events import WellFailed, WellFinished, WellStarted
 from .results import WellResult
@@ -42,14 +42,19 @@ def _finish_event(result: WellResult) -> Any:
         result.well, result.error or "failed")
 
 
-def _worker_main(tasks: Any, results: Any, cancel: Any) -> None:  # pragma: no cover - in child
+def _worker_main(tasks: Any, results: Any, cancel: Any, environ: dict[str, str]) -> None:  # pragma: no cover
     """Worker process loop: run wells received on ``tasks`` until ``None`` arrives.
 
     ``tasks`` and ``results`` are this worker's own pipe ends: a worker that is
     killed mid-write can only break its own channel, never another worker's.
+    ``environ`` is the supervisor's environment when it started the worker (a
+    fork-server child would otherwise see the server's, from when it started).
     """
     from ._worker_process import release_free_memory, use_one_malloc_arena
 
+    if os.environ != environ:
+        os.environ.clear()
+        os.environ.update(environ)
     use_one_malloc_arena()
     while True:
         try:
@@ -70,7 +75,7 @@ def _worker_main(tasks: Any, results: Any, cancel: Any) -> None:  # pragma: no c
 def _exit_now(results: Any) -> None:  # pragma: no cover - in child
     """End the worker the way a fork-started child ends: finalizers, then ``os._exit``.
 
-    A spawn-started child otherwise exits through a full interpreter shutdown
+    A child started by ``spawn`` or the fork server otherwise exits through a full interpreter shutdown
     (freeing every module and array), 0.1-0.2 s that the supervisor waits for at
     the end of every run. Every result has been sent by then (pipe writes are
     synchronous). Returns (and the worker exits normally) if multiprocessing's exit
@@ -102,7 +107,7 @@ class _Slot:
 
 
 class ProcessExecutor:
-    """Run wells in ``spawn`` worker processes under a supervisor.
+    """Run wells in worker processes under a supervisor.
 
     Parameters
     ----------
@@ -124,7 +129,7 @@ class ProcessExecutor:
         cancel_event: threading.Event,
     ) -> dict[str, WellResult]:
         """Run every context; return ``{well: WellResult}``."""
-        ctx = mp.get_context("spawn")
+        ctx = worker_context()
         cancel = ctx.Event()
         pending = list(contexts)
         by_well = {c.well: c for c in contexts}
@@ -135,7 +140,8 @@ class ProcessExecutor:
         def start_slot() -> _Slot:
             task_recv, task_send = ctx.Pipe(duplex=False)
             result_recv, result_send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_worker_main, args=(task_recv, result_send, cancel), daemon=True)
+            proc = ctx.Process(target=_worker_main, args=(task_recv, result_send, cancel, dict(os.environ)),
+                               daemon=True)
             proc.start()
             task_recv.close()  # the child's ends: closing ours lets EOF show when it dies
             result_send.close()

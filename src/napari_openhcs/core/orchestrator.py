@@ -117,6 +117,10 @@ class PipelineOrchestrator:
         out = self.config.output_dir
         self.output_dir = Path(out).resolve() if out else default_output_dir(self.plate_path)
         check_output_location(self.output_dir, self.plate_path)
+        if self.config.executor == "processes":
+            from ._start import start_worker_server
+
+            start_worker_server()  # its imports overlap the pipeline's compilation
         logger.info(
             "plate %s (%s): %d wells; output %s",
             self.plate.name,

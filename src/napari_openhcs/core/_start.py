@@ -1,0 +1,77 @@
+"""How worker processes start: from a fork server that has the engine imported.
+
+A worker started with ``spawn`` is a fresh interpreter that imports NumPy, SciPy,
+Zarr, tifffile and the function library (~0.8 s) before its first well, once per
+worker and again for every worker that replaces one that died. Where the platform
+offers it (Linux, macOS), workers are instead forked by multiprocessing's fork
+server: one process, started once per session, imports the engine (:data:`PRELOAD`)
+and then forks each worker in milliseconds. The server itself is a fresh
+interpreter that never runs a well, so no threads, open files, GPU or Qt state of
+the calling process reach a worker, and each worker is still prepared like a spawn
+child (the caller's ``sys.path`` and main module).
+
+:func:`start_worker_server` starts the server early (``PipelineOrchestrator.initialize``
+calls it), so that its imports run while the caller builds and compiles the
+pipeline. ``NAPARI_OPENHCS_START_METHOD=spawn`` starts every worker with ``spawn``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable that chooses the start method (``forkserver`` or ``spawn``).
+START_METHOD_ENV = "NAPARI_OPENHCS_START_METHOD"
+
+#: Modules the fork server imports once, before forking workers.
+PRELOAD = (
+    "napari_openhcs.core.execution",
+    "napari_openhcs.core.well_output",
+    "napari_openhcs.functions._catalog",
+    "tifffile",
+    "zarr",
+)
+
+
+def start_method() -> str:
+    """The start method for worker processes: ``forkserver`` where available, else ``spawn``."""
+    chosen = os.environ.get(START_METHOD_ENV, "").strip().lower()
+    available = mp.get_all_start_methods()
+    if chosen:
+        if chosen in ("forkserver", "spawn") and chosen in available:
+            return chosen
+        logger.warning("%s=%s is not usable here; using the default", START_METHOD_ENV, chosen)
+    return "forkserver" if "forkserver" in available else "spawn"
+
+
+def worker_context() -> Any:
+    """The multiprocessing context that starts worker processes (a local context).
+
+    The global start method is never changed. For ``forkserver`` the server's
+    preload list is set to :data:`PRELOAD` (it applies when the server starts).
+    """
+    method = start_method()
+    ctx = mp.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(list(PRELOAD))
+    return ctx
+
+
+def start_worker_server() -> None:
+    """Start the fork server now, in the background, if workers are started by one.
+
+    Returns at once: the server imports :data:`PRELOAD` in its own process. A server
+    that is already running is kept.
+    """
+    if worker_context().get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    try:
+        forkserver.ensure_running()
+    except OSError as exc:  # e.g. no room for its socket; workers will try again when needed
+        logger.warning("could not start the worker fork server early: %s", exc)

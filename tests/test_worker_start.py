@@ -1,0 +1,65 @@
+"""How worker processes start: a fork server with the engine imported, or spawn."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+from pathlib import Path
+
+import pytest
+
+from engine_steps import max_project, require_env
+from napari_openhcs import FunctionStep, GlobalPipelineConfig, PipelineOrchestrator, VariableComponents
+from napari_openhcs.core import _start
+from napari_openhcs.testing import make_synthetic_plate
+
+HAS_FORKSERVER = "forkserver" in mp.get_all_start_methods()
+
+
+@pytest.fixture(scope="module")
+def tiny_plate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_synthetic_plate(tmp_path_factory.mktemp("plates"), spec="tiny", seed=3)
+
+
+def test_default_start_method_and_override(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    monkeypatch.delenv(_start.START_METHOD_ENV, raising=False)
+    assert _start.start_method() == ("forkserver" if HAS_FORKSERVER else "spawn")
+    monkeypatch.setenv(_start.START_METHOD_ENV, "spawn")
+    assert _start.start_method() == "spawn"
+    assert _start.worker_context().get_start_method() == "spawn"
+    monkeypatch.setenv(_start.START_METHOD_ENV, "fork")  # not offered: threads of the caller would be copied
+    with caplog.at_level(logging.WARNING, logger=_start.__name__):
+        assert _start.start_method() == ("forkserver" if HAS_FORKSERVER else "spawn")
+    assert "not usable" in caplog.text
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_workers_see_the_environment_of_the_run_not_of_the_server(
+    tiny_plate: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    if method not in mp.get_all_start_methods():
+        pytest.skip(f"{method} is not available on this platform; the other start method is tested")
+    monkeypatch.setenv(_start.START_METHOD_ENV, method)
+    orch = PipelineOrchestrator(
+        tiny_plate, global_config=GlobalPipelineConfig(num_workers=2, output_dir=tmp_path / "out")
+    ).initialize()  # starts the fork server (if any) before the variable below exists
+    monkeypatch.setenv("NAPARI_OPENHCS_TEST_RUN_VARIABLE", "1")
+    steps = [
+        FunctionStep(
+            func=(require_env, {"name": "NAPARI_OPENHCS_TEST_RUN_VARIABLE"}),
+            name="needs the variable",
+            variable_components=[VariableComponents.SITE],
+        ),
+        FunctionStep(func=max_project, name="max z", variable_components=[VariableComponents.Z_INDEX]),
+    ]
+    results = orch.execute_compiled_plate(steps, orch.compile_pipelines(steps), max_workers=2)
+    assert {r.status for r in results.values()} == {"done"}, {w: r.error for w, r in results.items()}
+
+    monkeypatch.delenv("NAPARI_OPENHCS_TEST_RUN_VARIABLE")
+    again = PipelineOrchestrator(
+        tiny_plate,
+        global_config=GlobalPipelineConfig(num_workers=2, output_dir=tmp_path / "again"),
+    ).initialize()
+    failed = again.execute_compiled_plate(steps, again.compile_pipelines(steps), max_workers=2)
+    assert all(r.status == "failed" and "is not set in the worker" in (r.error or "")
+               for r in failed.values())
