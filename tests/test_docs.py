@@ -44,3 +44,23 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert "napari-openhcs demo" in commands[0]
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
     assert ci[-1] == commands[1]
+
+
+def test_readme_tour_runs_as_a_script(tmp_path: Path) -> None:
+    """The README's Python tour, saved as a script and run on the synthetic plate, writes the plate."""
+    from napari_openhcs.io import open_output_plate
+    from napari_openhcs.microscopes.detect import open_plate
+    from napari_openhcs.testing import make_synthetic_plate
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    plate = make_synthetic_plate(tmp_path / "plate", spec="tiny", seed=0)
+    assert '"path/to/plate"' in code
+    script = tmp_path / "tour.py"
+    script.write_text(code.replace('"path/to/plate"', repr(str(plate))), encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = Path(done.stdout.strip().splitlines()[-1])
+    assert output.name.endswith(".ome.zarr") and (output / "zarr.json").is_file()
+    assert sorted(open_output_plate(output).wells) == sorted(open_plate(plate).wells)
