@@ -3,10 +3,10 @@
 ``processes`` (default) is a small supervisor over worker processes (forked by a
 server that has the engine imported, or started with ``spawn``; see :mod:`._start`).
 Each worker gets its wells one at a time on its own queue, so the supervisor always
-knows which well a worker is running: a worker that dies (killed by the OOM killer, a crash in native
-code) costs only its own well, which is retried once; a well that runs past its
-timeout has its worker killed and fails with that reason; the pool is refilled and
-the other wells go on. ``threads`` runs wells in a thread pool (debugging).
+knows which well a worker is running: a worker that dies (killed by the OOM killer,
+a crash in native code) costs only its own well, which is retried once; a well that
+runs past its timeout has its worker killed and fails with that reason; the pool is
+refilled and the other wells go on. ``threads`` runs wells in a thread pool (debugging).
 """
 
 from __future__ import annotations
@@ -75,8 +75,8 @@ def _worker_main(tasks: Any, results: Any, cancel: Any, environ: dict[str, str])
 def _exit_now(results: Any) -> None:  # pragma: no cover - in child
     """End the worker the way a fork-started child ends: finalizers, then ``os._exit``.
 
-    A child started by ``spawn`` or the fork server otherwise exits through a full interpreter shutdown
-    (freeing every module and array), 0.1-0.2 s that the supervisor waits for at
+    A child started by ``spawn`` or the fork server otherwise exits through a full
+    interpreter shutdown (freeing every module and array), 0.1-0.2 s that the supervisor waits for at
     the end of every run. Every result has been sent by then (pipe writes are
     synchronous). Returns (and the worker exits normally) if multiprocessing's exit
     hook is not available.
