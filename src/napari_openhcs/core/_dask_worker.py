@@ -127,8 +127,10 @@ def run_well_task(
     """
     from distributed import Event, get_worker
 
+    from ._worker_process import keep_arrays_on_the_heap
     from .well_runner import execute_well
 
+    keep_arrays_on_the_heap()
     worker = get_worker()
     cancel = Event(cancel_name)
 

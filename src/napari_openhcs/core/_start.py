@@ -48,26 +48,28 @@ def start_method() -> str:
     return "forkserver" if "forkserver" in available else "spawn"
 
 
-def worker_context() -> Any:
+def worker_context(extra_preload: tuple[str, ...] = ()) -> Any:
     """The multiprocessing context that starts worker processes (a local context).
 
     The global start method is never changed. For ``forkserver`` the server's
-    preload list is set to :data:`PRELOAD` (it applies when the server starts).
+    preload list is set to :data:`PRELOAD` plus ``extra_preload`` (it applies when
+    the server starts).
     """
     method = start_method()
     ctx = mp.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(list(PRELOAD))
+        ctx.set_forkserver_preload([*PRELOAD, *extra_preload])
     return ctx
 
 
-def start_worker_server() -> None:
+def start_worker_server(extra_preload: tuple[str, ...] = ()) -> None:
     """Start the fork server now, in the background, if workers are started by one.
 
-    Returns at once: the server imports :data:`PRELOAD` in its own process. A server
-    that is already running is kept.
+    Returns at once: the server imports :data:`PRELOAD` (and ``extra_preload``, e.g.
+    ``distributed`` for the workers of a Dask ``LocalCluster``) in its own process.
+    A server that is already running is kept as it is.
     """
-    if worker_context().get_start_method() != "forkserver":
+    if worker_context(extra_preload).get_start_method() != "forkserver":
         return
     from multiprocessing import forkserver
 

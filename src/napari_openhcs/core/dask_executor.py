@@ -151,9 +151,15 @@ class DaskExecutor:
             options["resources"] = {"GPU": 1}
         options.update(self.cluster_options)
         # a worker holds one well at a time: an innocent well is never lost with a worker
-        # that another well killed, and long wells balance over the workers
+        # that another well killed, and long wells balance over the workers; worker
+        # processes start like the local pool's (forked by the server that has the engine
+        # imported, where there is one), so they do not import the engine each
+        from ._start import start_method, start_worker_server
+
+        start_worker_server(("distributed",))
         with dask.config.set({"distributed.scheduler.allowed-failures": self.retries,
-                              "distributed.scheduler.worker-saturation": 1.0}):
+                              "distributed.scheduler.worker-saturation": 1.0,
+                              "distributed.worker.multiprocessing-method": start_method()}):
             cluster = distributed.LocalCluster(**options)
         try:
             client = distributed.Client(cluster, set_as_default=False)

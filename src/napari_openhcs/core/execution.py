@@ -50,12 +50,13 @@ def _worker_main(tasks: Any, results: Any, cancel: Any, environ: dict[str, str])
     ``environ`` is the supervisor's environment when it started the worker (a
     fork-server child would otherwise see the server's, from when it started).
     """
-    from ._worker_process import release_free_memory, use_one_malloc_arena
+    from ._worker_process import keep_arrays_on_the_heap, release_free_memory, use_one_malloc_arena
 
     if os.environ != environ:
         os.environ.clear()
         os.environ.update(environ)
     use_one_malloc_arena()
+    keep_arrays_on_the_heap()
     while True:
         try:
             context = tasks.recv()

@@ -117,10 +117,12 @@ class PipelineOrchestrator:
         out = self.config.output_dir
         self.output_dir = Path(out).resolve() if out else default_output_dir(self.plate_path)
         check_output_location(self.output_dir, self.plate_path)
-        if self.config.executor == "processes":
+        if self.config.executor == "processes" or (
+            self.config.executor == "dask" and not self.config.dask_scheduler
+        ):  # local worker processes: their fork server's imports overlap the compilation
             from ._start import start_worker_server
 
-            start_worker_server()  # its imports overlap the pipeline's compilation
+            start_worker_server(("distributed",) if self.config.executor == "dask" else ())
         logger.info(
             "plate %s (%s): %d wells; output %s",
             self.plate.name,
