@@ -12,7 +12,9 @@ child (the caller's ``sys.path`` and main module).
 
 :func:`start_worker_server` starts the server early (``PipelineOrchestrator.initialize``
 calls it), so that its imports run while the caller builds and compiles the
-pipeline. ``NAPARI_OPENHCS_START_METHOD=spawn`` starts every worker with ``spawn``.
+pipeline. The workers of a Dask ``LocalCluster`` that a run starts are forked by the
+same server (which preloads ``distributed`` too when such a run starts it).
+``NAPARI_OPENHCS_START_METHOD=spawn`` starts every worker with ``spawn``.
 """
 
 from __future__ import annotations
