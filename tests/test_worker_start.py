@@ -97,3 +97,27 @@ def test_worker_undoes_a_small_malloc_trim_threshold_from_the_environment() -> N
     as_started, fixed = faults("as-started"), faults("fix")
     assert as_started > 5000  # each 8 MiB array mapped and faulted in again
     assert fixed < as_started / 10, (fixed, as_started)
+
+
+_UNGUARDED = """
+import sys
+from engine_steps import max_project
+from napari_openhcs import FunctionStep, GlobalPipelineConfig, PipelineOrchestrator, VariableComponents
+
+steps = [FunctionStep(func=max_project, name="max z", variable_components=[VariableComponents.Z_INDEX])]
+config = GlobalPipelineConfig(output_dir=sys.argv[2])
+orch = PipelineOrchestrator(sys.argv[1], global_config=config).initialize()
+results = orch.execute_compiled_plate(steps, orch.compile_pipelines(steps), max_workers=1)
+print("RESULT", next(iter(results.values())).error)
+"""
+
+
+def test_a_script_without_the_main_guard_gets_a_clear_reason(tiny_plate: Path, tmp_path: Path) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text(_UNGUARDED, encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), *sys.path]))
+    done = subprocess.run([sys.executable, str(script), str(tiny_plate), str(tmp_path / "out")], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    reason = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
+    assert reason, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "could not start" in reason[0] and 'if __name__ == "__main__":' in reason[0], reason[0]

@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 Emit = Callable[[Any], None]
 POLL_S = 0.05
+_MAIN_GUARD_HINT = ("If the run is started from a script, keep it under `if __name__ == \"__main__\":` "
+                    "(a worker imports the script first).")
 
 
 def _finish_event(result: WellResult) -> Any:
@@ -105,6 +107,7 @@ class _Slot:
     well: str | None = None
     started: float = 0.0
     closed: bool = False  # the result pipe reached EOF (the worker exited or died)
+    spoke: bool = False  # the worker sent a message (it got past its start-up)
 
 
 class ProcessExecutor:
@@ -191,6 +194,9 @@ class ProcessExecutor:
                         signalled = code is not None and code < 0
                         why = f"its worker process died (exit code {code}" + (
                             ", killed by a signal, e.g. the out-of-memory killer)" if signalled else ")")
+                        if code == 1 and not slot.spoke:
+                            why = (f"its worker process could not start (exit code 1; its error is "
+                                   f"printed above). {_MAIN_GUARD_HINT}")
                         if attempts[slot.well] <= self.retries and not cancel.is_set():
                             logger.warning("well %s: %s; retrying", slot.well, why)
                             pending.insert(0, by_well[slot.well])
@@ -228,6 +234,7 @@ class ProcessExecutor:
                     slot.closed = True  # the worker exited or died mid-message
                     break
                 kind = msg[0]
+                slot.spoke = True
                 if kind == "start":
                     emit(WellStarted(msg[1]))
                 elif kind == "event":
