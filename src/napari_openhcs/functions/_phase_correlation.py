@@ -294,6 +294,16 @@ def _quadratic_peak(
             break
         offset = (offset[0] + int(gy[best]), offset[1] + int(gx[best]))
     centre = float(values[gy.size // 2])
+    shift = quadratic_vertex(gy, gx, values)
+    return offset[0] + float(shift[0]), offset[1] + float(shift[1]), centre
+
+
+def quadratic_vertex(gy: np.ndarray, gx: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Vertex ``(dy, dx)`` of a 2-D quadratic fitted to NCC samples at offsets ``(gy, gx)``.
+
+    Non-finite samples are left out; with fewer than 6 samples, or a fit that is not
+    a maximum, the vertex is ``(0, 0)``. It is clipped to one pixel per axis.
+    """
     ok = np.isfinite(values)
     shift = np.zeros(2)
     if ok.sum() >= 6:
@@ -302,7 +312,7 @@ def _quadratic_peak(
         hessian = np.array([[2 * c[3], c[4]], [c[4], 2 * c[5]]])
         if np.all(np.linalg.eigvalsh(hessian) < 0):
             shift = np.clip(np.linalg.solve(hessian, -c[1:3]), -1.0, 1.0)
-    return offset[0] + float(shift[0]), offset[1] + float(shift[1]), centre
+    return shift
 
 
 def register_pair(

@@ -15,12 +15,13 @@ and runs two steps:
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 import numpy as np
 
 from ._assembly import assemble
-from ._phase_correlation import register_pair
+from ._phase_correlation import PairRegistration, register_pair
 from ._stitch_solve import residuals, solve_least_squares, solve_spanning_tree
 from .registry import register
 
@@ -203,12 +204,41 @@ def compute_tile_positions(
     >>> pairs["used"].tolist()
     ['phase']
     """
-    stack = np.asarray(stack)
+    return _tile_positions(
+        np.asarray(stack),
+        register_pair,
+        site_positions=site_positions,
+        grid_dimensions=grid_dimensions,
+        overlap=overlap,
+        max_shift_px=max_shift_px,
+        min_quality=min_quality,
+        min_contrast=min_contrast,
+        method=method,
+        max_residual_px=max_residual_px,
+    )
+
+
+def _tile_positions(
+    stack: Any,
+    measure_pair: Callable[..., PairRegistration],
+    *,
+    site_positions: np.ndarray | None,
+    grid_dimensions: tuple[int, int] | None,
+    overlap: float,
+    max_shift_px: float,
+    min_quality: float,
+    min_contrast: float,
+    method: str,
+    max_residual_px: float,
+) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The body of :func:`compute_tile_positions` (and its GPU twin): ``measure_pair``
+    measures one pair of tiles (NumPy or CuPy); the solve and the tables are host NumPy.
+    """
     if stack.ndim != 3:
         raise ValueError(f"compute_tile_positions needs a (N, Y, X) stack of tiles, got {stack.shape}")
     n = stack.shape[0]
     nominal = _nominal_positions(stack, site_positions, grid_dimensions, overlap)
-    pairs = neighbour_pairs(nominal, stack.shape[1:])
+    pairs = neighbour_pairs(nominal, tuple(stack.shape[1:]))
     e = len(pairs)
     a = np.array([p[0] for p in pairs], dtype=np.intp)
     b = np.array([p[1] for p in pairs], dtype=np.intp)
@@ -218,7 +248,7 @@ def compute_tile_positions(
     used_phase = np.zeros(e, dtype=bool)
     reasons = [""] * e
     for k, (i, j) in enumerate(pairs):
-        result = register_pair(
+        result = measure_pair(
             stack[i],
             stack[j],
             (float(stage[k, 0]), float(stage[k, 1])),

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .._phase_correlation import PairRegistration, _hann
+from .._phase_correlation import PairRegistration, _hann, quadratic_vertex
 from .._xp import get_modules
 
 Offset = tuple[int, int]
@@ -150,14 +150,7 @@ def _quadratic_peak(ncc_at: NccMemo, offset: Offset, min_area: float,
             break
         offset = (offset[0] + int(gy[best]), offset[1] + int(gx[best]))
     centre = float(values[gy.size // 2])
-    ok = np.isfinite(values)
-    shift = np.zeros(2)
-    if ok.sum() >= 6:
-        design = np.stack([np.ones(gy.size), gy, gx, gy * gy, gy * gx, gx * gx], axis=1)
-        c = np.linalg.lstsq(design[ok], values[ok], rcond=None)[0]
-        hessian = np.array([[2 * c[3], c[4]], [c[4], 2 * c[5]]])
-        if np.all(np.linalg.eigvalsh(hessian) < 0):
-            shift = np.clip(np.linalg.solve(hessian, -c[1:3]), -1.0, 1.0)
+    shift = quadratic_vertex(gy, gx, values)
     return offset[0] + float(shift[0]), offset[1] + float(shift[1]), centre
 
 

@@ -8,41 +8,15 @@ dozen numbers). :func:`assemble_tiles` blends the tiles on their device.
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any, Literal
 
 import numpy as np
 
 from .._assembly import edge_ramp
-from .._stitch_solve import residuals, solve_least_squares, solve_spanning_tree
 from .._xp import get_modules
 from ..registry import register
-from ..stitching import _STAGE_WEIGHT, _nominal_positions, _origins, neighbour_pairs
+from ..stitching import _origins, _tile_positions
 from ._registration import register_pair
-
-logger = logging.getLogger(__name__)
-
-
-def _solve(method: str, nominal: np.ndarray, a: np.ndarray, b: np.ndarray, stage: np.ndarray,
-           measured: np.ndarray, quality: np.ndarray, used_phase: np.ndarray, reasons: list[str],
-           max_residual_px: float) -> np.ndarray:
-    """Global solve (host NumPy), dropping inconsistent pairs as the CPU function does."""
-    e = len(a)
-    weight = np.where(used_phase, np.clip(np.nan_to_num(quality), 0.05, 1.0), _STAGE_WEIGHT)
-    if method == "spanning_tree":
-        return solve_spanning_tree(nominal, a, b, measured, weight)
-    if method != "least_squares":
-        raise ValueError(f"method must be 'least_squares' or 'spanning_tree', not {method!r}")
-    while True:
-        positions = solve_least_squares(nominal, a, b, measured, weight)
-        res = np.where(used_phase, residuals(positions, a, b, measured), -np.inf)
-        worst = int(np.argmax(res)) if e else 0
-        if not e or res[worst] <= max_residual_px:
-            return positions
-        used_phase[worst] = False
-        measured[worst] = stage[worst]
-        weight[worst] = _STAGE_WEIGHT
-        reasons[worst] = f"inconsistent with the other pairs (residual {res[worst]:.1f} px)"
 
 
 @register(name="compute_tile_positions", category="Stitching", memory_type="cupy",
@@ -96,46 +70,10 @@ def compute_tile_positions(
         One row per neighbour pair (see the CPU function).
     """
     xp, _ = get_modules(stack)
-    stack = xp.asarray(stack)
-    if stack.ndim != 3:
-        raise ValueError(f"compute_tile_positions needs a (N, Y, X) stack of tiles, got {stack.shape}")
-    n = stack.shape[0]
-    nominal = _nominal_positions(stack, site_positions, grid_dimensions, overlap)
-    pairs = neighbour_pairs(nominal, tuple(stack.shape[1:]))
-    e = len(pairs)
-    a = np.array([p[0] for p in pairs], dtype=np.intp)
-    b = np.array([p[1] for p in pairs], dtype=np.intp)
-    stage = nominal[b] - nominal[a] if e else np.zeros((0, 2))
-    measured = stage.copy()
-    quality = np.full(e, np.nan)
-    used_phase = np.zeros(e, dtype=bool)
-    reasons = [""] * e
-    for k, (i, j) in enumerate(pairs):
-        result = register_pair(stack[i], stack[j], (float(stage[k, 0]), float(stage[k, 1])),
-                               max_shift=max_shift_px, min_quality=min_quality, min_contrast=min_contrast)
-        measured[k] = (result.dy, result.dx)
-        quality[k] = result.quality
-        used_phase[k] = result.ok
-        reasons[k] = result.reason
-    positions = _solve(method, nominal, a, b, stage, measured, quality, used_phase, reasons, max_residual_px)
-    for k in map(int, np.flatnonzero(~used_phase)):
-        logger.warning("stitching: tiles %d-%d fall back on the stage offset (%.1f, %.1f): %s",
-                       int(a[k]), int(b[k]), float(stage[k, 0]), float(stage[k, 1]), reasons[k])
-    positions = positions - positions.min(axis=0)
-    table = {"tile": np.arange(n), "y": positions[:, 0], "x": positions[:, 1]}
-    pair_table = {
-        "tile_a": a,
-        "tile_b": b,
-        "dy": measured[:, 0],
-        "dx": measured[:, 1],
-        "dy_stage": stage[:, 0],
-        "dx_stage": stage[:, 1],
-        "quality": quality,
-        "used": np.array(["phase" if u else "stage" for u in used_phase], dtype=str),
-        "reason": np.array(reasons, dtype=str),
-        "residual": residuals(positions, a, b, measured) if e else np.zeros(0),
-    }
-    return stack, table, pair_table
+    return _tile_positions(xp.asarray(stack), register_pair, site_positions=site_positions,
+                           grid_dimensions=grid_dimensions, overlap=overlap, max_shift_px=max_shift_px,
+                           min_quality=min_quality, min_contrast=min_contrast, method=method,
+                           max_residual_px=max_residual_px)
 
 
 def _cast(xp: Any, image: Any, dtype: np.dtype[Any]) -> Any:
