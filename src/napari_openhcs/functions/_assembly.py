@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from ._xp import get_modules
 
 __all__ = ["assemble", "edge_ramp"]
 
@@ -36,8 +40,10 @@ def edge_ramp(shape: tuple[int, int]) -> np.ndarray:
     return np.outer(ramps[0], ramps[1]).astype(np.float32)
 
 
-def assemble(tiles: np.ndarray, origins: np.ndarray, *, blend: str = "linear") -> np.ndarray:
+def assemble(tiles: Any, origins: np.ndarray, *, blend: str = "linear") -> Any:
     """Place ``(N, Y, X)`` tiles at integer ``(N, 2)`` origins on one canvas.
+
+    NumPy or CuPy tiles; the canvas is on the tiles' device.
 
     Parameters
     ----------
@@ -62,6 +68,7 @@ def assemble(tiles: np.ndarray, origins: np.ndarray, *, blend: str = "linear") -
     >>> assemble(tiles, np.array([[0, 0], [0, 2]])).tolist()
     [[10, 10, 15, 20, 20], [10, 10, 15, 20, 20]]
     """
+    xp, _ = get_modules(tiles)
     n, ty, tx = tiles.shape
     origins = np.asarray(origins, dtype=np.intp).reshape(n, 2)
     if n == 0:
@@ -71,28 +78,31 @@ def assemble(tiles: np.ndarray, origins: np.ndarray, *, blend: str = "linear") -
     height = int(origins[:, 0].max()) + ty
     width = int(origins[:, 1].max()) + tx
     if blend == "none":
-        canvas = np.zeros((height, width), dtype=tiles.dtype)
+        canvas = xp.zeros((height, width), dtype=tiles.dtype)
         for tile, (y, x) in zip(tiles, origins):
             canvas[y : y + ty, x : x + tx] = tile
         return canvas
     if blend != "linear":
         raise ValueError(f"blend must be 'linear' or 'none', not {blend!r}")
-    weight = edge_ramp((ty, tx))
-    total = np.zeros((height, width), dtype=np.float32)
-    weight_sum = np.zeros((height, width), dtype=np.float32)
+    weight = xp.asarray(edge_ramp((ty, tx)))
+    total = xp.zeros((height, width), dtype=np.float32)
+    weight_sum = xp.zeros((height, width), dtype=np.float32)
     for tile, (y, x) in zip(tiles, origins):
         total[y : y + ty, x : x + tx] += tile.astype(np.float32) * weight
         weight_sum[y : y + ty, x : x + tx] += weight
-    # in place: where no tile lands, total is 0 already
-    canvas = np.divide(total, weight_sum, out=total, where=weight_sum > 0)
-    return _cast(canvas, tiles.dtype)
+    covered = weight_sum > 0
+    if xp is np:  # in place: where no tile lands, total is 0 already
+        canvas = np.divide(total, weight_sum, out=total, where=covered)
+    else:  # CuPy's divide has no ``where``
+        canvas = xp.where(covered, total / xp.where(covered, weight_sum, 1.0), 0.0).astype(np.float32)
+    return _cast(xp, canvas, tiles.dtype)
 
 
-def _cast(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def _cast(xp: Any, image: Any, dtype: np.dtype) -> Any:
     """Cast a float image back to ``dtype`` (rounding and clipping for integers)."""
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        return np.clip(np.rint(image), info.min, info.max).astype(dtype)
+        return xp.clip(xp.rint(image), info.min, info.max).astype(dtype)
     if dtype == np.bool_:
         return image >= 0.5
     return image.astype(dtype, copy=False)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 
-from .._assembly import edge_ramp
+from .._assembly import assemble
 from .._xp import get_modules
 from ..registry import register
 from ..stitching import _origins, _tile_positions
@@ -74,44 +74,6 @@ def compute_tile_positions(
                            grid_dimensions=grid_dimensions, overlap=overlap, max_shift_px=max_shift_px,
                            min_quality=min_quality, min_contrast=min_contrast, method=method,
                            max_residual_px=max_residual_px)
-
-
-def _cast(xp: Any, image: Any, dtype: np.dtype[Any]) -> Any:
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return xp.clip(xp.rint(image), info.min, info.max).astype(dtype)
-    if dtype == np.bool_:
-        return image >= 0.5
-    return image.astype(dtype, copy=False)
-
-
-def assemble(tiles: Any, origins: np.ndarray, *, blend: str = "linear") -> Any:
-    """Place ``(N, Y, X)`` tiles at integer origins on one canvas (see :func:`.._assembly.assemble`)."""
-    xp, _ = get_modules(tiles)
-    n, ty, tx = tiles.shape
-    origins = np.asarray(origins, dtype=np.intp).reshape(n, 2)
-    if n == 0:
-        raise ValueError("cannot assemble an empty stack of tiles")
-    if origins.min() < 0:
-        raise ValueError("tile origins must not be negative")
-    height = int(origins[:, 0].max()) + ty
-    width = int(origins[:, 1].max()) + tx
-    if blend == "none":
-        canvas = xp.zeros((height, width), dtype=tiles.dtype)
-        for tile, (y, x) in zip(tiles, origins):
-            canvas[y : y + ty, x : x + tx] = tile
-        return canvas
-    if blend != "linear":
-        raise ValueError(f"blend must be 'linear' or 'none', not {blend!r}")
-    weight = xp.asarray(edge_ramp((ty, tx)))
-    total = xp.zeros((height, width), dtype=np.float32)
-    weight_sum = xp.zeros((height, width), dtype=np.float32)
-    for tile, (y, x) in zip(tiles, origins):
-        total[y : y + ty, x : x + tx] += tile.astype(np.float32) * weight
-        weight_sum[y : y + ty, x : x + tx] += weight
-    covered = weight_sum > 0
-    canvas = xp.where(covered, total / xp.where(covered, weight_sum, 1.0), 0.0).astype(np.float32)
-    return _cast(xp, canvas, tiles.dtype)
 
 
 @register(name="assemble_tiles", category="Stitching", memory_type="cupy", special_inputs=("positions",),
