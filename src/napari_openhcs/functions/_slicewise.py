@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from . import _xp
+
 OutputDtype = Literal["float32", "same"]
 
 
@@ -30,12 +32,7 @@ def as_stack(stack: Any) -> np.ndarray:
     ValueError
         If the array is neither 2-D nor 3-D.
     """
-    arr = np.asarray(stack)
-    if arr.ndim == 2:
-        arr = arr[np.newaxis]
-    if arr.ndim != 3:
-        raise ValueError(f"expected a (N, Y, X) stack of images, got an array of shape {arr.shape}")
-    return arr
+    return _xp.as_stack(np, stack)
 
 
 def map_slices(func: Callable[..., Any], stack: np.ndarray, /, **kwargs: Any) -> np.ndarray:
@@ -90,13 +87,7 @@ def restore_dtype(result: np.ndarray, dtype: np.dtype[Any] | type) -> np.ndarray
     >>> restore_dtype(np.array([-3.2, 10.6, 70000.0]), np.uint16)
     array([    0,    11, 65535], dtype=uint16)
     """
-    dtype = np.dtype(dtype)
-    if dtype.kind == "b":
-        return np.asarray(result) > 0.5
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(result), info.min, info.max).astype(dtype)
-    return np.asarray(result, dtype=dtype)
+    return _xp.restore_dtype(np, result, dtype)
 
 
 def from_unit_range(unit: np.ndarray, dtype: np.dtype[Any] | type, output_dtype: OutputDtype) -> np.ndarray:
@@ -112,17 +103,7 @@ def from_unit_range(unit: np.ndarray, dtype: np.dtype[Any] | type, output_dtype:
     >>> from_unit_range(np.array([0.0, 0.5, 1.0]), np.uint8, "same")
     array([  0, 128, 255], dtype=uint8)
     """
-    if output_dtype not in ("float32", "same"):
-        raise ValueError(f"output_dtype must be 'float32' or 'same', not {output_dtype!r}")
-    unit = np.asarray(unit, dtype=np.float32)
-    dtype = np.dtype(dtype)
-    if output_dtype == "float32" or dtype.kind == "b":
-        return unit
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        low = 0 if info.min < 0 else info.min
-        return restore_dtype(unit.astype(np.float64) * (info.max - low) + low, dtype)
-    return unit.astype(dtype)
+    return _xp.from_unit_range(np, unit, dtype, output_dtype)
 
 
 def narrow_dtype(arr: np.ndarray) -> np.ndarray:
@@ -147,5 +128,4 @@ def narrow_dtype(arr: np.ndarray) -> np.ndarray:
 
 def to_float(stack: np.ndarray) -> np.ndarray:
     """Return the stack as float32 (float64 input is kept as float64)."""
-    arr = np.asarray(stack)
-    return arr if arr.dtype == np.float64 else arr.astype(np.float32)
+    return _xp.to_float(np, stack)

@@ -19,7 +19,6 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as scipy_ndimage
 
 __all__ = [
     "as_stack",
@@ -63,6 +62,8 @@ def get_modules(array: Any) -> tuple[ModuleType, ModuleType]:
         import cupyx.scipy.ndimage as cupy_ndimage  # type: ignore[import-not-found]
 
         return cupy, cupy_ndimage
+    from scipy import ndimage as scipy_ndimage  # only when asked for: registering imports no SciPy
+
     return np, scipy_ndimage
 
 
