@@ -63,6 +63,23 @@ def test_import_is_cheap_and_loads_the_library_on_first_lookup() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_loading_the_whole_library_imports_no_scipy_until_a_function_runs() -> None:
+    """A plate run's main process builds and compiles pipelines without SciPy/scikit-image."""
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from napari_openhcs.functions import all_functions, get_function\n"
+        "from napari_openhcs.pipelines import stitching_pipeline\n"
+        "assert len(all_functions()) > 150\n"
+        "stitching_pipeline()\n"
+        "loaded = sorted(m for m in ('scipy', 'skimage') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+        "get_function('gaussian_blur').func(np.ones((1, 16, 16), np.float32), sigma=1.0)\n"
+        "assert 'scipy.ndimage' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 @pytest.mark.parametrize(("name", "category"), sorted(HCS_STEPS.items()))
 def test_hcs_steps_are_registered(name: str, category: str) -> None:
     info = get_function(name)

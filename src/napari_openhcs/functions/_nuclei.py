@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from scipy import ndimage as ndi
+
+from ._lazy import LazyModule
+
+ndi = LazyModule("scipy.ndimage")
 
 ThresholdMethod = Literal["otsu", "li", "triangle", "local"]
 Sigma = Annotated[float, {"min": 0.0, "max": 20.0, "step": 0.5}]

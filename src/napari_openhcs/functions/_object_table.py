@@ -10,7 +10,10 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage as ndi
+
+from ._lazy import LazyModule
+
+ndi = LazyModule("scipy.ndimage")
 
 Table = dict[str, np.ndarray]
 

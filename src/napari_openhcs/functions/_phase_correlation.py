@@ -28,7 +28,10 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
+
+from ._lazy import LazyModule
+
+ndimage = LazyModule("scipy.ndimage")
 
 __all__ = ["PairRegistration", "overlap_ncc", "phase_correlation", "register_pair"]
 

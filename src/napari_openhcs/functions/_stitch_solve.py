@@ -11,8 +11,11 @@ positions for tiles that no pair connects.
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
+
+from ._lazy import LazyModule
+
+sparse = LazyModule("scipy.sparse")
+csgraph = LazyModule("scipy.sparse.csgraph")
 
 __all__ = ["residuals", "solve_least_squares", "solve_spanning_tree"]
 
@@ -126,15 +129,15 @@ def solve_spanning_tree(
         return positions
     # maximum spanning tree = minimum spanning tree of (max + 1 - weight) > 0
     cost = (w.max() + 1.0) - w
-    graph = coo_matrix((cost, (a, b)), shape=(n, n)).tocsr()
-    tree = minimum_spanning_tree(graph)
+    graph = sparse.coo_matrix((cost, (a, b)), shape=(n, n)).tocsr()
+    tree = csgraph.minimum_spanning_tree(graph)
     tree = tree + tree.T
     lookup = {(int(i), int(j)): d[k] for k, (i, j) in enumerate(zip(a, b))}
-    _, labels = connected_components(tree, directed=False)
+    _, labels = csgraph.connected_components(tree, directed=False)
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
         root = anchor if anchor in members else int(members[0])
-        order, parent = breadth_first_order(tree, root, directed=False)
+        order, parent = csgraph.breadth_first_order(tree, root, directed=False)
         for node in order[1:]:
             prev = int(parent[node])
             if (prev, int(node)) in lookup:

@@ -24,10 +24,12 @@ from collections.abc import Callable
 from typing import Annotated, Literal
 
 import numpy as np
-from scipy import ndimage as ndi
 
+from ._lazy import LazyModule
 from ._slicewise import as_stack, map_slices, restore_dtype
 from .registry import register
+
+ndi = LazyModule("scipy.ndimage")
 
 Radius = Annotated[float, {"min": 1.0, "max": 1000.0, "step": 1.0}]
 Downsample = Annotated[int, {"min": 0, "max": 64}]

@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from scipy import ndimage as ndi
 
+from ._lazy import LazyModule
 from ._slicewise import OutputDtype, as_stack, from_unit_range, map_slices, restore_dtype, to_float
 from .registry import register
+
+ndi = LazyModule("scipy.ndimage")
 
 Sigma = Annotated[float, {"min": 0.0, "max": 100.0, "step": 0.5}]
 

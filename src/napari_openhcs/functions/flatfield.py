@@ -26,10 +26,12 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
-from scipy.fft import dctn, idctn
-from skimage.transform import resize
 
+from ._lazy import LazyModule
 from .registry import register
+
+scipy_fft = LazyModule("scipy.fft")
+transform = LazyModule("skimage.transform")
 
 __all__ = ["correct_illumination", "estimate_flatfield", "flatfield_correct"]
 
@@ -37,11 +39,11 @@ logger = logging.getLogger(__name__)
 
 
 def _dct(x: np.ndarray) -> np.ndarray:
-    return dctn(x, norm="ortho")
+    return scipy_fft.dctn(x, norm="ortho")
 
 
 def _idct(x: np.ndarray) -> np.ndarray:
-    return idctn(x, norm="ortho")
+    return scipy_fft.idctn(x, norm="ortho")
 
 
 def _shrink(x: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
@@ -149,9 +151,10 @@ def _estimate(
         )
     shape = stack.shape[1:]
     size = (min(working_size, shape[0]), min(working_size, shape[1]))
-    small = np.stack(
-        [resize(t.astype(np.float64), size, order=1, anti_aliasing=True, preserve_range=True) for t in stack]
-    )
+    small = np.stack([
+        transform.resize(t.astype(np.float64), size, order=1, anti_aliasing=True, preserve_range=True)
+        for t in stack
+    ])
     mean_image = small.mean(axis=0)
     mean_image /= max(mean_image.mean(), 1e-12)
     scale = np.abs(_dct(mean_image)).sum() / 400.0
@@ -174,9 +177,9 @@ def _estimate(
         flat_last, dark_last = flat, parts.offset
         if max(change_flat, change_dark) <= 1e-3:
             break
-    flatfield = resize(flat_last, shape, order=1, preserve_range=True)
+    flatfield = transform.resize(flat_last, shape, order=1, preserve_range=True)
     flatfield /= flatfield.mean()
-    dark = resize(dark_last, shape, order=1, preserve_range=True) if darkfield else np.zeros(shape)
+    dark = transform.resize(dark_last, shape, order=1, preserve_range=True) if darkfield else np.zeros(shape)
     return flatfield.astype(np.float32), dark.astype(np.float32)
 
 

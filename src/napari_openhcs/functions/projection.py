@@ -14,10 +14,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from scipy import ndimage as ndi
 
+from ._lazy import LazyModule
 from ._slicewise import as_stack
 from .registry import register
+
+ndi = LazyModule("scipy.ndimage")
 
 Sigma = Annotated[float, {"min": 0.0, "max": 20.0, "step": 0.5}]
 
