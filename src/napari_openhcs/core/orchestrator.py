@@ -113,16 +113,16 @@ class PipelineOrchestrator:
         """
         from ..microscopes.detect import open_plate
 
+        if self.plate_path.exists() and (self.config.executor == "processes" or (
+            self.config.executor == "dask" and not self.config.dask_scheduler
+        )):  # local worker processes: their fork server's imports overlap reading and compiling
+            from ._start import start_worker_server
+
+            start_worker_server(("distributed",) if self.config.executor == "dask" else ())
         self.plate = open_plate(self.plate_path, microscope=self.config.microscope, source=self.config.source)
         out = self.config.output_dir
         self.output_dir = Path(out).resolve() if out else default_output_dir(self.plate_path)
         check_output_location(self.output_dir, self.plate_path)
-        if self.config.executor == "processes" or (
-            self.config.executor == "dask" and not self.config.dask_scheduler
-        ):  # local worker processes: their fork server's imports overlap the compilation
-            from ._start import start_worker_server
-
-            start_worker_server(("distributed",) if self.config.executor == "dask" else ())
         logger.info(
             "plate %s (%s): %d wells; output %s",
             self.plate.name,
