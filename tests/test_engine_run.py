@@ -97,6 +97,31 @@ def test_seed_workflow_two_workers(tiny_plate: Path, tmp_path: Path) -> None:
     assert snapshot(tiny_plate) == before, "the input plate was modified"
 
 
+@pytest.mark.parametrize("level", [None, 0, 6])
+def test_compression_level_reaches_the_written_chunks(
+    tiny_plate: Path, tmp_path: Path, level: int | None
+) -> None:
+    config = GlobalPipelineConfig(num_workers=1, output_dir=tmp_path, executor="threads")
+    if level is not None:
+        config = config.replace(compression_level=level)
+    orch = PipelineOrchestrator(tiny_plate, global_config=config)
+    results = orch.run([FunctionStep(func=max_project, variable_components=[VariableComponents.Z_INDEX])])
+    assert all(r.status == "done" for r in results.values())
+    arrays = sorted(orch.output_path.glob("*/*/*/0/zarr.json"))
+    assert arrays
+    for path in arrays:
+        codecs = json.loads(path.read_text())["codecs"]
+        blosc = [c["configuration"] for c in codecs if c["name"] == "blosc"]
+        assert blosc and blosc[0]["cname"] == "zstd"
+        assert blosc[0]["clevel"] == (2 if level is None else level)  # 2 (zstd level 3) by default
+
+
+@pytest.mark.parametrize("level", [-1, 10])
+def test_compression_level_out_of_range_is_rejected(level: int) -> None:
+    with pytest.raises(ValueError, match="compression_level must be 0 to 9"):
+        GlobalPipelineConfig(compression_level=level)
+
+
 def test_output_validates_against_ngff_and_reads_with_ome_zarr(tiny_plate: Path, tmp_path: Path) -> None:
     orch = PipelineOrchestrator(
         tiny_plate, global_config=GlobalPipelineConfig(num_workers=1, output_dir=tmp_path, executor="threads")

@@ -44,7 +44,8 @@ class GlobalPipelineConfig:
     skip_incomplete_wells
         Skip wells with missing images instead of failing them.
     compression_level
-        zstd level of the output plate.
+        Blosc compression level of the output plate's image chunks, 0-9 (zstd codec at
+        level 2 x n - 1; 0: uncompressed). The default, 2, is zstd level 3.
     dask_scheduler
         Address of a Dask scheduler (``executor="dask"``); ``None`` starts a LocalCluster.
     """
@@ -59,7 +60,7 @@ class GlobalPipelineConfig:
     well_timeout_s: float | None = None
     use_gpu: Literal["auto", "never", "always"] = "auto"
     skip_incomplete_wells: bool = False
-    compression_level: int = 3
+    compression_level: int = 2
     dask_scheduler: str | None = None
 
     def __post_init__(self) -> None:
@@ -69,6 +70,8 @@ class GlobalPipelineConfig:
             raise ValueError(f"executor must be 'processes', 'threads' or 'dask', not {self.executor!r}")
         if self.use_gpu not in ("auto", "never", "always"):
             raise ValueError(f"use_gpu must be 'auto', 'never' or 'always', not {self.use_gpu!r}")
+        if not 0 <= self.compression_level <= 9:
+            raise ValueError(f"compression_level must be 0 to 9, not {self.compression_level}")
         if self.output_dir is not None:
             object.__setattr__(self, "output_dir", Path(self.output_dir).expanduser())
 

@@ -97,7 +97,8 @@ class HCSPlateWriter:
     chunk_yx
         Chunk edge on y and x; chunks are ``(1, 1, 1, min(Y, chunk_yx), min(X, chunk_yx))``.
     compression_level
-        zstd level (Blosc, byte shuffle) of the image chunks: higher is smaller and slower.
+        Blosc compression level (0-9; zstd codec at level 2 x n - 1, byte shuffle) of the
+        image chunks: higher is smaller and slower; 0 stores them uncompressed.
     fsync
         ``fsync`` every file of a well before it is renamed into place.
 

@@ -214,6 +214,8 @@ class ZarrBackend(StorageBackend):
         """Write ``data`` as the array ``<root>/<key>`` (replacing any previous one)."""
         from zarr.codecs import BloscCodec
 
+        from ._well_tree import CLEVEL
+
         key = validate_key(key)
         arr = np.asarray(data)
         group = self._open()  # a store of its own, so a failed save can be stopped
@@ -224,7 +226,7 @@ class ZarrBackend(StorageBackend):
                     shape=arr.shape,
                     dtype=arr.dtype,
                     chunks=self._chunks(arr.shape) if arr.ndim >= 2 else "auto",
-                    compressors=BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"),
+                    compressors=BloscCodec(cname="zstd", clevel=CLEVEL, shuffle="shuffle"),
                     fill_value=0,
                     overwrite=True,
                 )
