@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -119,3 +120,44 @@ def test_a_script_without_the_main_guard_gets_a_clear_reason(tiny_plate: Path, t
     reason = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
     assert reason, done.stdout[-2000:] + done.stderr[-2000:]
     assert "could not start" in reason[0] and 'if __name__ == "__main__":' in reason[0], reason[0]
+
+
+_GUARDED = """
+import json
+import sys
+from multiprocessing import forkserver
+from engine_steps import max_project
+from napari_openhcs import FunctionStep, GlobalPipelineConfig, PipelineOrchestrator, VariableComponents
+
+if __name__ == "__main__":
+    steps = [FunctionStep(func=max_project, name="max z", variable_components=[VariableComponents.Z_INDEX])]
+    orch = PipelineOrchestrator(sys.argv[1], global_config=GlobalPipelineConfig(output_dir=sys.argv[2]))
+    results = orch.initialize().run(steps, max_workers=1)
+    print("DONE", json.dumps({"statuses": sorted({r.status for r in results.values()}),
+                              "server": forkserver._forkserver._forkserver_pid,
+                              "hook_in_caller": "napari_openhcs.core._server_exit" in sys.modules}))
+"""
+
+
+@pytest.mark.skipif(not HAS_FORKSERVER, reason="no fork server on this platform (workers are spawned)")
+def test_the_fork_server_ends_with_the_caller(tiny_plate: Path, tmp_path: Path) -> None:
+    """The server shares the caller's output streams: a reader of them gets EOF once the caller ends."""
+    script = tmp_path / "guarded.py"
+    script.write_text(_GUARDED, encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), *sys.path]))
+    env.pop(_start.START_METHOD_ENV, None)
+    done = subprocess.run([sys.executable, str(script), str(tiny_plate), str(tmp_path / "out")], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)  # returns at EOF
+    line = [ln for ln in done.stdout.splitlines() if ln.startswith("DONE")]
+    assert done.returncode == 0 and line, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(line[0].split(" ", 1)[1])
+    assert report["statuses"] == ["done"] and report["server"]
+    assert report["hook_in_caller"] is False  # the quick exit is the server's alone
+    import psutil
+
+    try:  # it closed the streams when it exited; give the kernel a moment to finish ending it
+        psutil.Process(report["server"]).wait(timeout=10)
+    except psutil.NoSuchProcess:
+        pass
+    assert not psutil.pid_exists(report["server"]) or (
+        psutil.Process(report["server"]).status() == psutil.STATUS_ZOMBIE)

@@ -31,6 +31,7 @@ START_METHOD_ENV = "NAPARI_OPENHCS_START_METHOD"
 
 #: Modules the fork server imports once, before forking workers.
 PRELOAD = (
+    "napari_openhcs.core._server_exit",  # first, so that its exit hook runs after the others'
     "napari_openhcs.core.execution",
     "napari_openhcs.core.well_output",
     "napari_openhcs.functions._catalog",
