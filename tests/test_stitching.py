@@ -23,6 +23,7 @@ from napari_openhcs.functions import get_function
 from napari_openhcs.functions import stitching as stitching_module
 from napari_openhcs.functions._phase_correlation import (
     PairRegistration,
+    neighbourhood_max,
     overlap_ncc,
 )
 from napari_openhcs.functions.stitching import (
@@ -132,6 +133,14 @@ def test_positions_accurate_for_both_solvers(method: str, seed: int) -> None:
     assert len(pairs["tile_a"]) == 3 * 3 + 2 * 4
     assert error.max() <= 0.5, error
     assert positions["y"].min() == 0 and positions["x"].min() == 0
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (2, 2), (3, 7), (5, 1), (64, 80)])
+def test_neighbourhood_max_equals_scipy_maximum_filter_with_wrap(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    for surface in (rng.normal(size=shape), rng.integers(0, 3, size=shape).astype(np.float64)):  # ties too
+        expected = ndimage.maximum_filter(surface, size=3, mode="wrap")
+        assert np.array_equal(neighbourhood_max(surface), expected)
 
 
 def test_stage_positions_drive_the_pairs() -> None:

@@ -35,8 +35,6 @@ PRELOAD = (
     "napari_openhcs.core.execution",
     "napari_openhcs.core.well_output",
     "napari_openhcs.functions._catalog",
-    "scipy.ndimage",  # the function library imports SciPy on first use; workers need it at once
-    "scipy.sparse.csgraph",
     "tifffile",
     "zarr",
 )

@@ -20,6 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from ._lazy import LazyModule
+
+_SCIPY_NDIMAGE: Any = LazyModule("scipy.ndimage")
+
 __all__ = [
     "as_stack",
     "asnumpy",
@@ -37,7 +41,7 @@ def is_device_array(array: Any) -> bool:
     return type(array).__module__.split(".")[0] == "cupy"
 
 
-def get_modules(array: Any) -> tuple[ModuleType, ModuleType]:
+def get_modules(array: Any) -> tuple[ModuleType, Any]:
     """Return ``(xp, ndi)`` for an array: CuPy and cupyx's ndimage, or NumPy and SciPy's.
 
     Parameters
@@ -48,7 +52,8 @@ def get_modules(array: Any) -> tuple[ModuleType, ModuleType]:
     Returns
     -------
     xp, ndi : module
-        ``(cupy, cupyx.scipy.ndimage)`` for a CuPy array, else ``(numpy, scipy.ndimage)``.
+        ``(cupy, cupyx.scipy.ndimage)`` for a CuPy array, else ``(numpy, scipy.ndimage)``
+        (``scipy.ndimage`` as a :class:`LazyModule`: imported on its first use).
 
     Examples
     --------
@@ -62,9 +67,7 @@ def get_modules(array: Any) -> tuple[ModuleType, ModuleType]:
         import cupyx.scipy.ndimage as cupy_ndimage  # type: ignore[import-not-found]
 
         return cupy, cupy_ndimage
-    from scipy import ndimage as scipy_ndimage  # only when asked for: registering imports no SciPy
-
-    return np, scipy_ndimage
+    return np, _SCIPY_NDIMAGE  # SciPy is imported when a function first uses it
 
 
 def asnumpy(array: Any) -> np.ndarray:
