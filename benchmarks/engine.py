@@ -5,7 +5,8 @@
     python benchmarks/engine.py PLATE OUTPUT_DIR --workers 2
 
 Prints one JSON line: the phase times (``import``, ``pipeline``, ``initialize``,
-``compile``, ``execute``), the wells done and the per-well step timings.
+``compile``, ``execute``), the wells done, the per-well step timings and when the
+first well started (seconds after the process started).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def run_engine(plate: Path, output_dir: Path, workers: int, executor: str = "pro
     phases: dict[str, float] = {}
     t = time.perf_counter()
     from napari_openhcs import GlobalPipelineConfig, PipelineOrchestrator
+    from napari_openhcs.core.events import WellStarted
 
     phases["import"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -41,8 +43,14 @@ def run_engine(plate: Path, output_dir: Path, workers: int, executor: str = "pro
     compiled = orch.compile_pipelines(steps)
     phases["compile"] = time.perf_counter() - t
     t = time.perf_counter()
+    started: list[float] = []
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, WellStarted) and not started:
+            started.append(time.perf_counter() - _T0)
+
     results = orch.execute_compiled_plate(pipeline_definition=steps, compiled_contexts=compiled,
-                                          max_workers=workers)
+                                          max_workers=workers, progress_callback=on_event)
     phases["execute"] = time.perf_counter() - t
     failed = {w: r.error for w, r in results.items() if r.status != "done"}
     step_times: dict[str, float] = {}
@@ -56,6 +64,7 @@ def run_engine(plate: Path, output_dir: Path, workers: int, executor: str = "pro
         "failed": failed,
         "workers_planned": min(workers, workers_used),
         "well_seconds": step_times,
+        "first_well_s": started[0] if started else float("nan"),
         "output_plate": str(orch.output_path),
     }
 

@@ -179,6 +179,8 @@ def summarize_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
         names = sorted({k for r in runs for k in r.get("well_seconds", {})})
         out["well_step_s"] = {k: summarize([r.get("well_seconds", {}).get(k, float("nan")) for r in runs])
                               for k in names}
+    if any("first_well_s" in r for r in runs):
+        out["first_well_s"] = summarize([r.get("first_well_s", float("nan")) for r in runs])
     return out
 
 
@@ -280,6 +282,10 @@ def format_table(report: dict[str, Any]) -> str:
         keys = ("import", "initialize", "read", "compute", "write")
         parts = ", ".join(f"{k} {b[k]['median']:.2f}" for k in keys if k in b)
         lines.append(f"{'baseline phases':<26} {parts}")
+    for key, st in report["summary"].items():
+        if "first_well_s" in st:
+            label = f"{key} first well"
+            lines.append(f"{label:<26} {_fmt_range(st['first_well_s'])} s after its process started")
     for key, st in report["summary"].items():
         if "well_step_s" in st:
             parts = ", ".join(f"{k} {v['median']:.2f}" for k, v in st["well_step_s"].items())

@@ -35,6 +35,22 @@ def test_benchmark_harness_runs_on_a_tiny_plate(tmp_path: Path) -> None:
     engine = report["summary"]["engine_1w"]
     assert {"import", "initialize", "compile", "execute"} <= set(engine["phases_s"])
     assert engine["peak_worker_mib"]["median"] > 0
+    first = engine["first_well_s"]["median"]  # a well started after the process did, within the run
+    assert 0 < first < engine["wall_s"]["median"]
     assert "engine_1w/baseline" in report["ratios"]
     assert "engine_1w" in proc.stdout and "baseline" in proc.stdout
     assert not list((tmp_path / "data" / "runs").iterdir())  # outputs cleaned up
+
+
+def test_machine_probe_measures_bandwidth_and_fresh_memory() -> None:
+    import importlib.util
+
+    path = REPO_ROOT / "benchmarks" / "probe_machine.py"
+    spec = importlib.util.spec_from_file_location("probe_machine", path)
+    assert spec and spec.loader
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    figures = probe.streaming_probe(0.0)  # start at once
+    assert set(figures) == {"copy GB/s", "sum GB/s", "fft s"}
+    assert all(v > 0 for v in figures.values())
+    assert probe.fresh_memory_probe(0.0, huge_pages=True) > 0
