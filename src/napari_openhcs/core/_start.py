@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import sys
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -80,3 +81,25 @@ def start_worker_server(extra_preload: tuple[str, ...] = ()) -> None:
         forkserver.ensure_running()
     except OSError as exc:  # e.g. no room for its socket; workers will try again when needed
         logger.warning("could not start the worker fork server early: %s", exc)
+
+
+def exit_without_teardown() -> None:  # pragma: no cover - runs in worker and server processes
+    """End this process the way a fork-started child ends: exit hooks, flushed streams, ``os._exit``.
+
+    A full interpreter shutdown frees every module and array (0.1-0.2 s with the
+    engine imported) for nothing in a process that holds no data of its own.
+    Returns (and the process exits normally) if multiprocessing's exit hook is not
+    available.
+    """
+    try:
+        from multiprocessing import util
+
+        util._exit_function()  # e.g. releases semaphores that libraries created in this process
+    except Exception:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(0)

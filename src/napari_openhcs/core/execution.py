@@ -15,7 +15,6 @@ import logging
 import os
 import pickle
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
 
-from ._start import worker_context
+from ._start import exit_without_teardown, worker_context
 from .context import ProcessingContext
 from .events import WellFailed, WellFinished, WellStarted
 from .results import WellResult
@@ -85,18 +84,7 @@ def _exit_now(results: Any) -> None:  # pragma: no cover - in child
     hook is not available.
     """
     results.close()
-    try:
-        from multiprocessing import util
-
-        util._exit_function()  # e.g. releases semaphores that libraries created in this process
-    except Exception:
-        return
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (AttributeError, OSError, ValueError):
-            pass
-    os._exit(0)
+    exit_without_teardown()
 
 
 @dataclass
