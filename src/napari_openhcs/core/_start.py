@@ -1,8 +1,9 @@
 """How worker processes start: from a fork server that has the engine imported.
 
-A worker started with ``spawn`` is a fresh interpreter that imports NumPy, SciPy,
-Zarr, tifffile and the function library (~0.8 s) before its first well, once per
-worker and again for every worker that replaces one that died. Where the platform
+A worker started with ``spawn`` is a fresh interpreter that imports NumPy, Zarr,
+tifffile and the function library (~0.4 s; SciPy and scikit-image follow when a
+function first uses them) before its first well, once per worker and again for
+every worker that replaces one that died. Where the platform
 offers it (Linux, macOS), workers are instead forked by multiprocessing's fork
 server: one process, started once per session, imports the engine (:data:`PRELOAD`)
 and then forks each worker in milliseconds. The server itself is a fresh
