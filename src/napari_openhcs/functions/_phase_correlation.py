@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from ._xp import get_modules
 
 __all__ = ["PairRegistration", "overlap_ncc", "phase_correlation", "register_pair"]
 
@@ -112,11 +115,12 @@ def phase_correlation(a: np.ndarray, b: np.ndarray, *, n_peaks: int = 3) -> list
     return [(int(py), int(px)) for py, px in np.argwhere(local_max)[order]]
 
 
-def neighbourhood_max(surface: np.ndarray) -> np.ndarray:
+def neighbourhood_max(surface: Any) -> Any:
     """Return the maximum of each pixel's 3 x 3 neighbourhood, wrapping around the edges.
 
     Equal to ``scipy.ndimage.maximum_filter(surface, size=3, mode="wrap")`` (a
-    periodic surface such as a phase correlation's), as two 1-D passes.
+    periodic surface such as a phase correlation's), as two 1-D passes; a CuPy
+    surface stays on its device.
 
     Examples
     --------
@@ -126,9 +130,10 @@ def neighbourhood_max(surface: np.ndarray) -> np.ndarray:
            [7, 5, 7, 7],
            [7, 5, 7, 7]])
     """
-    out = np.asarray(surface)
+    xp, _ = get_modules(surface)
+    out = xp.asarray(surface)
     for axis in range(out.ndim):
-        out = np.maximum(np.maximum(out, np.roll(out, 1, axis)), np.roll(out, -1, axis))
+        out = xp.maximum(xp.maximum(out, xp.roll(out, 1, axis)), xp.roll(out, -1, axis))
     return out
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .._phase_correlation import PairRegistration, _hann, quadratic_vertex
+from .._phase_correlation import PairRegistration, _hann, neighbourhood_max, quadratic_vertex
 from .._xp import get_modules
 
 Offset = tuple[int, int]
@@ -78,7 +78,7 @@ class NccMemo:
 
 def phase_correlation(a: Any, b: Any, *, n_peaks: int = 3) -> list[Offset]:
     """Return the strongest phase-correlation peaks of two same-shaped images (see the CPU module)."""
-    xp, ndi = get_modules(a)
+    xp, _ = get_modules(a)
     if a.shape != b.shape:
         raise ValueError(f"phase correlation needs images of one shape, got {a.shape} and {b.shape}")
     window = xp.asarray(_hann(tuple(a.shape)))
@@ -88,7 +88,7 @@ def phase_correlation(a: Any, b: Any, *, n_peaks: int = 3) -> list[Offset]:
     magnitude = xp.abs(cross)
     cross /= xp.maximum(magnitude, magnitude.max() * 1e-9 + 1e-30)
     surface = xp.abs(xp.fft.ifft2(cross))
-    local_max = surface == ndi.maximum_filter(surface, size=3, mode="wrap")
+    local_max = surface == neighbourhood_max(surface)
     order = xp.argsort(surface[local_max])[::-1][:n_peaks]
     peaks = xp.argwhere(local_max)[order]
     return [(int(py), int(px)) for py, px in peaks.tolist()]
