@@ -75,13 +75,10 @@ def _worker_main(tasks: Any, results: Any, cancel: Any, environ: dict[str, str])
 
 
 def _exit_now(results: Any) -> None:  # pragma: no cover - in child
-    """End the worker the way a fork-started child ends: finalizers, then ``os._exit``.
+    """Close the result pipe and end the worker with :func:`exit_without_teardown`.
 
-    A child started by ``spawn`` or the fork server otherwise exits through a full
-    interpreter shutdown (freeing every module and array), 0.1-0.2 s that the supervisor waits for at
-    the end of every run. Every result has been sent by then (pipe writes are
-    synchronous). Returns (and the worker exits normally) if multiprocessing's exit
-    hook is not available.
+    The supervisor would otherwise wait 0.1-0.2 s for a full interpreter shutdown at
+    the end of every run. Every result has been sent by then (pipe writes are synchronous).
     """
     results.close()
     exit_without_teardown()
