@@ -118,6 +118,21 @@ def test_composite_normalize_balances_dim_and_bright_channels() -> None:
     assert plain[dim_only].mean() < 0.05 * plain.max()
 
 
+@pytest.mark.parametrize("band_bytes", [8 * 3 * 1001, 8 * 1001, 1 << 20])
+def test_composite_in_bands_equals_the_whole_image_sum(monkeypatch, band_bytes) -> None:
+    # bands of 3 rows, of 1 row and one band for the whole image: the same float64 sum
+    from napari_openhcs.functions import composite as composite_module
+
+    monkeypatch.setattr(composite_module, "_BAND_BYTES", band_bytes)
+    rng = np.random.default_rng(5)
+    stack = rng.integers(0, 65535, size=(3, 37, 1001)).astype(np.uint16)
+    weights = (2.0, 0.0, 0.7)
+    expected = (2.0 * stack[0].astype(np.float64) + 0.7 * stack[2].astype(np.float64)) / 2.7
+    out = composite(stack, weights=weights)
+    assert out.shape == (1, 37, 1001) and out.dtype == np.float32
+    np.testing.assert_array_equal(out[0], expected.astype(np.float32))
+
+
 @pytest.mark.parametrize("weights", [(1.0,), (1.0, 2.0, 3.0, 4.0), (0.0, 0.0, 0.0), (1.0, -1.0, 1.0)])
 def test_composite_rejects_bad_weights(weights) -> None:
     with pytest.raises(ValueError, match="weight"):

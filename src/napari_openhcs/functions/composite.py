@@ -16,6 +16,9 @@ import numpy as np
 from ._slicewise import as_stack
 from .registry import register
 
+#: Bytes of one float64 band of rows summed at a time (two such buffers stay in L2 cache).
+_BAND_BYTES = 256 * 1024
+
 
 def _weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
     if weights is None:
@@ -67,18 +70,39 @@ def composite(
     """
     arr = as_stack(stack)
     w = _weights(weights, arr.shape[0])
-    out = np.zeros(arr.shape[1:], dtype=np.float64)
-    weighted = np.empty_like(out)
-    for weight, plane in zip(w, arr):
-        if weight == 0:
-            continue
-        if normalize:
-            img = plane.astype(np.float64)
-            lo, hi = np.percentile(img, [0.5, 99.5])
-            img = np.clip((img - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(img)
-            np.multiply(weight, img, out=weighted)
-        else:  # weight * plane.astype(float64), in one buffer
-            np.multiply(weight, plane, out=weighted, dtype=np.float64, casting="unsafe")
-        out += weighted
-    out /= w.sum()
-    return out.astype(np.float32)[np.newaxis]
+    planes = [(weight, _unit_plane(plane) if normalize else plane)
+              for weight, plane in zip(w, arr) if weight != 0]
+    return _weighted_mean(planes, w.sum(), arr.shape[1:])[np.newaxis]
+
+
+def _unit_plane(plane: np.ndarray) -> np.ndarray:
+    """Stretch one plane to [0, 1] between its 0.5th and 99.5th percentiles (float64)."""
+    img = plane.astype(np.float64)
+    lo, hi = np.percentile(img, [0.5, 99.5])
+    return np.clip((img - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(img)
+
+
+def _weighted_mean(
+    planes: list[tuple[float, np.ndarray]], total: float, shape: tuple[int, ...]
+) -> np.ndarray:
+    """``sum(weight * plane) / total`` in float64, returned as float32, band by band.
+
+    Each band of rows is summed in buffers small enough to stay in the CPU's cache, so
+    the float64 intermediates never travel to memory; every pixel still gets the same
+    operations in the same order as a whole-image sum (the result is identical).
+    """
+    height, width = shape
+    out = np.empty(shape, dtype=np.float32)
+    rows = max(1, _BAND_BYTES // (8 * max(width, 1)))
+    acc = np.empty((min(rows, height), width), dtype=np.float64)
+    weighted = np.empty_like(acc)
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        band, term = acc[: bottom - top], weighted[: bottom - top]
+        band.fill(0.0)
+        for weight, plane in planes:  # weight * plane.astype(float64), in one buffer
+            np.multiply(weight, plane[top:bottom], out=term, dtype=np.float64, casting="unsafe")
+            band += term
+        band /= total
+        out[top:bottom] = band
+    return out
