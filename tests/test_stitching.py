@@ -248,6 +248,31 @@ def test_linear_blend_fades_an_intensity_step() -> None:
     assert overwritten[20:40].tolist() == [200.0] * 20
 
 
+@pytest.mark.parametrize("band_bytes", [4 * 3 * 70, 4 * 70, 1 << 20])
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16])
+def test_assembly_in_bands_equals_blending_whole_canvases(monkeypatch, band_bytes, dtype) -> None:
+    # bands of 3 rows, of 1 row and one band for all: tiles cross band edges, one leaves a gap
+    from napari_openhcs.functions import _assembly
+
+    monkeypatch.setattr(_assembly, "_BAND_BYTES", band_bytes)
+    rng = np.random.default_rng(7)
+    tiles = (rng.random((4, 20, 30)) * 60000).astype(dtype)
+    origins = np.array([[0, 0], [3, 25], [17, 4], [41, 40]])
+    weight = _assembly.edge_ramp((20, 30))
+    total = np.zeros((61, 70), np.float32)
+    weight_sum = np.zeros((61, 70), np.float32)
+    for tile, (y, x) in zip(tiles, origins):
+        total[y : y + 20, x : x + 30] += tile.astype(np.float32) * weight
+        weight_sum[y : y + 20, x : x + 30] += weight
+    expected = np.where(weight_sum > 0, total / np.where(weight_sum > 0, weight_sum, 1), 0)
+    if dtype == np.uint16:
+        expected = np.clip(np.rint(expected), 0, 65535)
+    out = _assembly.assemble(tiles, origins)
+    assert out.shape == (61, 70) and out.dtype == dtype
+    np.testing.assert_array_equal(out, expected.astype(dtype))
+    assert (out[21:41, :4] == 0).all()  # no tile covers it
+
+
 def test_every_channel_is_assembled_with_the_same_positions() -> None:
     tiles, _ = synthetic_tiles(tile=96, grid=(2, 2), overlap=0.25, seed=9)
     _, positions, _ = compute_tile_positions(tiles, grid_dimensions=(2, 2), overlap=0.25)
