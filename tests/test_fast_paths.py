@@ -63,3 +63,68 @@ def test_take_stack_empties_the_state_and_reuses_a_whole_block() -> None:
     state = WellState({k: block[2 - i] for i, k in enumerate(keys)})
     out = take_stack(state, keys)
     assert out is not block and np.array_equal(out, block[::-1])
+
+
+@pytest.fixture(scope="module")
+def tiny_inputs(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    from napari_openhcs.core.compiler import well_input
+    from napari_openhcs.microscopes.detect import open_plate
+    from napari_openhcs.testing import make_synthetic_plate
+
+    plate = make_synthetic_plate(tmp_path_factory.mktemp("plates"), spec="tiny", seed=3)
+    return well_input(open_plate(plate), "A01")
+
+
+def test_raw_groups_are_read_into_blocks_a_consuming_step_takes_without_a_copy(tiny_inputs) -> None:
+    from napari_openhcs.core.components import Component
+    from napari_openhcs.core.well_runner import read_well
+    from napari_openhcs.core.well_state import group_keys
+
+    keys = [(r.site, r.channel, r.z, r.t) for r in tiny_inputs.records]
+    groups = [members for _, members in group_keys(keys, (Component.SITE,))]
+    assert len(groups) > 1 and all(len(g) > 1 for g in groups)
+    one_by_one = read_well(tiny_inputs)
+    blocked = read_well(tiny_inputs, groups)
+    assert blocked.images.keys() == one_by_one.images.keys()
+    for key, image in one_by_one.images.items():
+        assert np.array_equal(blocked.images[key], image) and blocked.images[key].dtype == image.dtype
+    for group in groups:
+        block = blocked.images[group[0]].base
+        assert block.shape == (len(group), *tiny_inputs.image_shape)
+        stack = take_stack(blocked, group)
+        assert stack is block  # the stack the step gets is the block the files were read into
+    assert not blocked.images
+
+
+def test_raw_groups_match_the_groups_the_step_makes(tiny_inputs) -> None:
+    from napari_openhcs.core.components import Component
+    from napari_openhcs.core.well_runner import _read_groups
+    from napari_openhcs.core.well_state import group_images
+
+    class Plan:  # the one field _read_groups reads of a step plan
+        def __init__(self, variable):  # noqa: ANN001, ANN204
+            self.variable_components = variable
+
+    for variable in [(Component.SITE,), (Component.CHANNEL,), (Component.Z_INDEX, Component.SITE)]:
+        state = WellState({(r.site, r.channel, r.z, r.t): np.zeros(1) for r in tiny_inputs.records})
+        expected = [keys for _, keys in group_images(state, variable)]
+        assert _read_groups(tiny_inputs, Plan(variable), consumed=True) == expected
+        assert _read_groups(tiny_inputs, Plan(variable), consumed=False) is None
+
+
+def test_a_tiff_in_another_byte_order_is_converted_into_its_slice(tmp_path) -> None:
+    import tifffile
+
+    from napari_openhcs.microscopes.io_readers import ImageReadError, _read_tiff
+
+    image = np.arange(48, dtype=np.uint16).reshape(6, 8) * 1000
+    path = tmp_path / "big_endian.tif"
+    tifffile.imwrite(path, image, byteorder=">")
+    block = np.zeros((2, 6, 8), dtype=np.uint16)
+    out = _read_tiff(path, (), ((6, 8), np.uint16), block[1])
+    assert out.base is block and np.array_equal(block[1], image) and not block[0].any()
+    tifffile.imwrite(tmp_path / "float.tif", image.astype(np.float32))
+    with pytest.raises(ImageReadError, match="float32 but uint16 was expected"):
+        _read_tiff(tmp_path / "float.tif", (), None, block[0])
+    with pytest.raises(ImageReadError, match="8x6 px but 6x8 px were expected"):
+        _read_tiff(path, (), None, np.zeros((8, 6), np.uint16))

@@ -336,10 +336,10 @@ def test_parallel_read_matches_sequential_and_names_the_first_bad_file(
     real_read = well_runner.read_record
     bad = {inputs.records[2].path, inputs.records[5].path}
 
-    def failing(inp: Any, rec: Any) -> np.ndarray:
+    def failing(inp: Any, rec: Any, out: np.ndarray | None = None) -> np.ndarray:
         if rec.path in bad:
             raise OSError(f"{rec.path}: truncated file")
-        return real_read(inp, rec)
+        return real_read(inp, rec, out)
 
     monkeypatch.setattr(well_runner, "read_record", failing)
     with pytest.raises(OSError, match=str(inputs.records[2].path).replace(".", r"\.")):

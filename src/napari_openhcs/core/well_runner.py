@@ -33,6 +33,7 @@ from .well_state import (
     SpecialStore,
     WellState,
     group_images,
+    group_keys,
     special_key,
     stack_images,
     take_stack,
@@ -59,8 +60,13 @@ class WellRun:
     error: str | None = None
 
 
-def read_well(inputs: WellInput) -> WellState:
+def read_well(inputs: WellInput, groups: list[list[ImageKey]] | None = None) -> WellState:
     """Read every raw image of a well into memory, several files at a time.
+
+    ``groups`` (e.g. the groups the first step will stack) are read into one
+    ``(N, Y, X)`` block each, the images being its slices in group order, so a step
+    consuming a group gets the block as its stack without copying it; images in no
+    group are read one by one.
 
     Raises
     ------
@@ -73,22 +79,47 @@ def read_well(inputs: WellInput) -> WellState:
         )
     if not inputs.records:
         raise StepExecutionError(f"well {inputs.well} has no images")
+    slots = _block_slots(inputs, groups or [])
+    keys = [(rec.site, rec.channel, rec.z, rec.t) for rec in inputs.records]
+
+    def read(i: int) -> np.ndarray:
+        return read_record(inputs, inputs.records[i], slots.get(keys[i]))  # type: ignore[arg-type]
+
     threads = max(1, min(READ_THREADS, len(inputs.records)))
     if threads == 1:
-        arrays = [read_record(inputs, rec) for rec in inputs.records]  # type: ignore[arg-type]
+        arrays = [read(i) for i in range(len(keys))]
     else:
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="read-well") as pool:
-            futures = [pool.submit(read_record, inputs, rec) for rec in inputs.records]  # type: ignore[arg-type]
+            futures = [pool.submit(read, i) for i in range(len(keys))]
             arrays = [f.result() for f in futures]  # the first failure in record order is raised
     images: dict[tuple[int, int, int, int], np.ndarray] = {}
-    for rec, data in zip(inputs.records, arrays):
+    for rec, key, data in zip(inputs.records, keys, arrays):
         if data.shape != tuple(inputs.image_shape):
             raise StepExecutionError(
                 f"{rec.path}: image is {data.shape[1]}x{data.shape[0]} px but the plate's images "
                 f"are {inputs.image_shape[1]}x{inputs.image_shape[0]} px"
             )
-        images[(rec.site, rec.channel, rec.z, rec.t)] = data
+        images[key] = data
     return WellState(images)
+
+
+def _block_slots(inputs: WellInput, groups: list[list[ImageKey]]) -> dict[ImageKey, np.ndarray]:
+    """One empty ``(N, Y, X)`` block per group of two or more of the well's images: its slices by key."""
+    try:
+        dtype = np.dtype(inputs.dtype)
+    except TypeError:
+        return {}
+    if dtype.kind not in "biuf" or len(inputs.image_shape) != 2:
+        return {}
+    present = {(rec.site, rec.channel, rec.z, rec.t) for rec in inputs.records}
+    slots: dict[ImageKey, np.ndarray] = {}
+    for group in groups:
+        members = [k for k in group if k in present and k not in slots]
+        if len(members) < 2 or len(members) != len(group):
+            continue
+        block = np.empty((len(members), *inputs.image_shape), dtype=dtype)
+        slots.update(zip(members, block))
+    return slots
 
 
 def _metadata_value(name: str, inputs: WellInput, keys: list[tuple[int, int, int, int]]) -> Any:
@@ -301,7 +332,9 @@ def run_steps(
     own_state = own_raw and start_state is None
     if raw is None:
         t0 = time.perf_counter()
-        raw = read_well(context.inputs)
+        first = next((p for p in context.steps[start_step:]
+                      if p.from_pipeline_start or (start_state is None and p.index == start_step)), None)
+        raw = read_well(context.inputs, _read_groups(context.inputs, first, own_raw))
         timings["read"] = time.perf_counter() - t0
     state: WellState | None = start_state if start_state is not None else raw
     run = WellRun(None, specials, timings=timings)
@@ -314,7 +347,7 @@ def run_steps(
                 state = None  # replaced by this step's output; not an input of it
             if raw is None:
                 t0 = time.perf_counter()
-                raw = read_well(context.inputs)
+                raw = read_well(context.inputs, _read_groups(context.inputs, plan, own_raw))
                 timings["read"] = timings.get("read", 0.0) + time.perf_counter() - t0
             source, consume = raw, own_raw
         else:
@@ -350,6 +383,14 @@ def run_steps(
             raw = None  # type: ignore[assignment]  # free the raw images once no step needs them
     run.final = state
     return run
+
+
+def _read_groups(inputs: WellInput, plan: StepPlan | None, consumed: bool) -> list[list[ImageKey]] | None:
+    """The groups ``plan`` will stack from the raw images, when it consumes them (read as blocks)."""
+    if plan is None or not consumed:
+        return None
+    keys = [(rec.site, rec.channel, rec.z, rec.t) for rec in inputs.records]
+    return [members for _, members in group_keys(keys, plan.variable_components)]
 
 
 def _run_and_write(

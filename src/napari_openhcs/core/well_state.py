@@ -8,7 +8,7 @@ e.g. a max projection over z or a channel composite).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,15 +73,22 @@ def group_images(
 
     Returns ``[(group_values, keys_sorted_by_variable_components), ...]`` in a stable order.
     """
+    return group_keys(state.images, variable)
+
+
+def group_keys(
+    keys: Iterable[ImageKey], variable: tuple[Component, ...]
+) -> list[tuple[dict[Component, int], list[ImageKey]]]:
+    """:func:`group_images` of bare keys (e.g. a well's image records before they are read)."""
     vpos = [AXIS_POS[c] for c in variable]
     others = [i for i in range(len(IMAGE_AXES)) if i not in vpos]
     groups: dict[tuple[int, ...], list[ImageKey]] = {}
-    for key in state.images:
+    for key in keys:
         groups.setdefault(tuple(key[i] for i in others), []).append(key)
     out = []
     for gk in sorted(groups):
-        keys = sorted(groups[gk], key=lambda k: tuple(k[i] for i in vpos))
-        out.append(({IMAGE_AXES[i]: gk[j] for j, i in enumerate(others)}, keys))
+        members = sorted(groups[gk], key=lambda k: tuple(k[i] for i in vpos))
+        out.append(({IMAGE_AXES[i]: gk[j] for j, i in enumerate(others)}, members))
     return out
 
 

@@ -70,7 +70,9 @@ def _check_header(path: Path, shape: tuple[int, ...], dtype: np.dtype, expected:
         )
 
 
-def _read_tiff(path: Path, index: tuple[int, ...], expected: Expected = None) -> np.ndarray:
+def _read_tiff(
+    path: Path, index: tuple[int, ...], expected: Expected = None, out: np.ndarray | None = None
+) -> np.ndarray:
     import tifffile
 
     key = index[0] if index else 0
@@ -78,6 +80,9 @@ def _read_tiff(path: Path, index: tuple[int, ...], expected: Expected = None) ->
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[key]
             _check_header(path, tuple(page.shape), page.dtype, expected)
+            if out is not None and tuple(page.shape) == out.shape and page.dtype == out.dtype:
+                page.asarray(out=out)  # decoded straight into the caller's buffer
+                return out
             data = page.asarray()
     except ImageReadError:
         raise
@@ -91,7 +96,20 @@ def _read_tiff(path: Path, index: tuple[int, ...], expected: Expected = None) ->
         data = np.squeeze(data)
         if data.ndim != 2:
             raise ImageReadError(f"{path}: expected a 2-D image, found shape {data.shape}")
-    return data
+    return _into(data, out, path)
+
+
+def _into(data: np.ndarray, out: np.ndarray | None, name: object) -> np.ndarray:
+    """Return ``data``, or copy it into ``out`` (same shape and pixel type, any byte order)."""
+    if out is None:
+        return data
+    if data.shape != out.shape:
+        raise ImageReadError(f"{name}: image is {data.shape[1]}x{data.shape[0]} px but "
+                             f"{out.shape[1]}x{out.shape[0]} px were expected")
+    if (data.dtype.kind, data.dtype.itemsize) != (out.dtype.kind, out.dtype.itemsize):
+        raise ImageReadError(f"{name}: image pixels are {data.dtype} but {out.dtype} was expected")
+    np.copyto(out, data)
+    return out
 
 
 @lru_cache(maxsize=64)
@@ -101,7 +119,9 @@ def _open_zarr_array(path: str) -> Any:
     return zarr.open_array(store=path, mode="r")
 
 
-def _read_zarr(path: Path, index: tuple[int, ...], expected: Expected = None) -> np.ndarray:
+def _read_zarr(
+    path: Path, index: tuple[int, ...], expected: Expected = None, out: np.ndarray | None = None
+) -> np.ndarray:
     try:
         arr = _open_zarr_array(str(path))
         data = np.asarray(arr[tuple(index)])
@@ -109,13 +129,13 @@ def _read_zarr(path: Path, index: tuple[int, ...], expected: Expected = None) ->
         raise ImageReadError(f"cannot read Zarr array {path} at {index}: {exc}") from exc
     if data.ndim != 2:
         raise ImageReadError(f"{path}{list(index)}: expected a 2-D plane, found shape {data.shape}")
-    return data
+    return _into(data, out, f"{path}{list(index)}")
 
 
 _READERS = {"tiff": _read_tiff, "zarr": _read_zarr}
 
 
-def read_record(plate: Plate, record: ImageRecord) -> np.ndarray:
+def read_record(plate: Plate, record: ImageRecord, out: np.ndarray | None = None) -> np.ndarray:
     """Read one record of ``plate`` as a 2-D array.
 
     Parameters
@@ -124,11 +144,14 @@ def read_record(plate: Plate, record: ImageRecord) -> np.ndarray:
         The plate the record belongs to (gives the root folder and the reader).
     record : ImageRecord
         The image to read.
+    out : ndarray, optional
+        A 2-D array of the image's shape to read the pixels into (e.g. one slice of a
+        stack), of the image's pixel type (any byte order).
 
     Returns
     -------
     numpy.ndarray
-        The 2-D image.
+        The 2-D image (``out`` itself when given).
 
     Raises
     ------
@@ -142,4 +165,4 @@ def read_record(plate: Plate, record: ImageRecord) -> np.ndarray:
     path = resolve_inside(plate.root, record.path)
     shape = getattr(plate, "image_shape", None)
     expected: Expected = (tuple(shape), getattr(plate, "dtype", None)) if shape else None
-    return reader(path, record.index, expected)
+    return reader(path, record.index, expected, out)
