@@ -199,7 +199,7 @@ def run_pipeline(root: Path, out: Path, workers: int, use_gpu: str) -> dict[str,
 
 def _io_well(task: tuple[Any, Path, str, list[tuple[tuple[int, ...], str]], list[Any]]) -> None:
     """Read one well's images and write an output of the given field shapes (worker process)."""
-    from napari_openhcs.core.well_runner import read_well
+    from napari_openhcs.core.raw_images import read_well
     from napari_openhcs.io import HCSPlateWriter
 
     inputs, plate_path, well, shapes, channels = task

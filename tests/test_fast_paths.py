@@ -77,7 +77,7 @@ def tiny_inputs(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
 
 def test_raw_groups_are_read_into_blocks_a_consuming_step_takes_without_a_copy(tiny_inputs) -> None:
     from napari_openhcs.core.components import Component
-    from napari_openhcs.core.well_runner import read_well
+    from napari_openhcs.core.raw_images import read_well
     from napari_openhcs.core.well_state import group_keys
 
     keys = [(r.site, r.channel, r.z, r.t) for r in tiny_inputs.records]
@@ -98,18 +98,18 @@ def test_raw_groups_are_read_into_blocks_a_consuming_step_takes_without_a_copy(t
 
 def test_raw_groups_match_the_groups_the_step_makes(tiny_inputs) -> None:
     from napari_openhcs.core.components import Component
-    from napari_openhcs.core.well_runner import _read_groups
+    from napari_openhcs.core.raw_images import read_groups
     from napari_openhcs.core.well_state import group_images
 
-    class Plan:  # the one field _read_groups reads of a step plan
+    class Plan:  # the one field read_groups reads of a step plan
         def __init__(self, variable):  # noqa: ANN001, ANN204
             self.variable_components = variable
 
     for variable in [(Component.SITE,), (Component.CHANNEL,), (Component.Z_INDEX, Component.SITE)]:
         state = WellState({(r.site, r.channel, r.z, r.t): np.zeros(1) for r in tiny_inputs.records})
         expected = [keys for _, keys in group_images(state, variable)]
-        assert _read_groups(tiny_inputs, Plan(variable), consumed=True) == expected
-        assert _read_groups(tiny_inputs, Plan(variable), consumed=False) is None
+        assert read_groups(tiny_inputs, Plan(variable)) == expected
+    assert read_groups(tiny_inputs, None) == []
 
 
 def test_a_tiff_in_another_byte_order_is_converted_into_its_slice(tmp_path) -> None:

@@ -321,19 +321,19 @@ def test_gpu_oom_recognition() -> None:
 # ------------------------------------------------------------------------------ parallel reading
 def test_parallel_read_matches_sequential_and_names_the_first_bad_file(
         plate: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from napari_openhcs.core import well_runner
+    from napari_openhcs.core import raw_images
     from napari_openhcs.core.compiler import well_input
     from napari_openhcs.microscopes.detect import open_plate
 
     inputs = well_input(open_plate(plate), "A01")
-    parallel = well_runner.read_well(inputs)
-    monkeypatch.setattr(well_runner, "READ_THREADS", 1)
-    sequential = well_runner.read_well(inputs)
+    parallel = raw_images.read_well(inputs)
+    monkeypatch.setattr(raw_images, "READ_THREADS", 1)
+    sequential = raw_images.read_well(inputs)
     assert parallel.images.keys() == sequential.images.keys()
     for key in parallel.images:
         np.testing.assert_array_equal(parallel.images[key], sequential.images[key])
-    monkeypatch.setattr(well_runner, "READ_THREADS", 8)
-    real_read = well_runner.read_record
+    monkeypatch.setattr(raw_images, "READ_THREADS", 8)
+    real_read = raw_images.read_record
     bad = {inputs.records[2].path, inputs.records[5].path}
 
     def failing(inp: Any, rec: Any, out: np.ndarray | None = None) -> np.ndarray:
@@ -341,9 +341,9 @@ def test_parallel_read_matches_sequential_and_names_the_first_bad_file(
             raise OSError(f"{rec.path}: truncated file")
         return real_read(inp, rec, out)
 
-    monkeypatch.setattr(well_runner, "read_record", failing)
+    monkeypatch.setattr(raw_images, "read_record", failing)
     with pytest.raises(OSError, match=str(inputs.records[2].path).replace(".", r"\.")):
-        well_runner.read_well(inputs)
+        raw_images.read_well(inputs)
 
 
 def test_preview_of_a_gpu_well_hands_back_host_arrays(plate: Path, tmp_path: Path,

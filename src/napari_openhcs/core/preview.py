@@ -17,9 +17,10 @@ import numpy as np
 
 from .components import Component
 from .errors import StepExecutionError, WellCancelledError
+from .raw_images import read_well
 from .steps import FunctionStep
 from .well_output import _is_table, _table_rows, output_channels, state_to_fields
-from .well_runner import read_well, run_steps
+from .well_runner import run_steps
 from .well_state import SpecialStore, WellState
 
 if TYPE_CHECKING:

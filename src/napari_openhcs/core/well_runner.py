@@ -12,13 +12,11 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..microscopes.io_readers import read_record
 from ._worker_process import trim_heap
 from .components import Component
 from .context import BoundCall, ProcessingContext, StepPlan, WellInput
@@ -26,6 +24,7 @@ from .errors import StepExecutionError, WellCancelledError
 from .events import StepFinished
 from .gpu_runtime import device_scope, gpu_well, oom_fallback, release_gpu_memory, resolve_call, state_to_host
 from .memory_types import memory_type_of, to_memory_type
+from .raw_images import RawReadError, lazy_raw_state, read_groups, read_seconds, read_well
 from .results import WellResult
 from .well_state import (
     AXIS_POS,
@@ -33,7 +32,6 @@ from .well_state import (
     SpecialStore,
     WellState,
     group_images,
-    group_keys,
     special_key,
     stack_images,
     take_stack,
@@ -43,10 +41,6 @@ logger = logging.getLogger(__name__)
 
 Emit = Callable[[Any], None]
 IsCancelled = Callable[[], bool]
-
-#: Threads reading one well's images at once (file reads and decompression release the GIL).
-READ_THREADS = 8
-
 
 @dataclass
 class WellRun:
@@ -58,68 +52,6 @@ class WellRun:
     timings: dict[str, float] = field(default_factory=dict)
     failed_step: int | None = None
     error: str | None = None
-
-
-def read_well(inputs: WellInput, groups: list[list[ImageKey]] | None = None) -> WellState:
-    """Read every raw image of a well into memory, several files at a time.
-
-    ``groups`` (e.g. the groups the first step will stack) are read into one
-    ``(N, Y, X)`` block each, the images being its slices in group order, so a step
-    consuming a group gets the block as its stack without copying it; images in no
-    group are read one by one.
-
-    Raises
-    ------
-    StepExecutionError
-        If the well has missing images (listed) or a file cannot be read (named).
-    """
-    if inputs.missing:
-        raise StepExecutionError(
-            f"well {inputs.well} has missing images: " + "; ".join(inputs.missing)
-        )
-    if not inputs.records:
-        raise StepExecutionError(f"well {inputs.well} has no images")
-    slots = _block_slots(inputs, groups or [])
-    keys = [(rec.site, rec.channel, rec.z, rec.t) for rec in inputs.records]
-
-    def read(i: int) -> np.ndarray:
-        return read_record(inputs, inputs.records[i], slots.get(keys[i]))  # type: ignore[arg-type]
-
-    threads = max(1, min(READ_THREADS, len(inputs.records)))
-    if threads == 1:
-        arrays = [read(i) for i in range(len(keys))]
-    else:
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="read-well") as pool:
-            futures = [pool.submit(read, i) for i in range(len(keys))]
-            arrays = [f.result() for f in futures]  # the first failure in record order is raised
-    images: dict[tuple[int, int, int, int], np.ndarray] = {}
-    for rec, key, data in zip(inputs.records, keys, arrays):
-        if data.shape != tuple(inputs.image_shape):
-            raise StepExecutionError(
-                f"{rec.path}: image is {data.shape[1]}x{data.shape[0]} px but the plate's images "
-                f"are {inputs.image_shape[1]}x{inputs.image_shape[0]} px"
-            )
-        images[key] = data
-    return WellState(images)
-
-
-def _block_slots(inputs: WellInput, groups: list[list[ImageKey]]) -> dict[ImageKey, np.ndarray]:
-    """One empty ``(N, Y, X)`` block per group of two or more of the well's images: its slices by key."""
-    try:
-        dtype = np.dtype(inputs.dtype)
-    except TypeError:
-        return {}
-    if dtype.kind not in "biuf" or len(inputs.image_shape) != 2:
-        return {}
-    present = {(rec.site, rec.channel, rec.z, rec.t) for rec in inputs.records}
-    slots: dict[ImageKey, np.ndarray] = {}
-    for group in groups:
-        members = [k for k in group if k in present and k not in slots]
-        if len(members) < 2 or len(members) != len(group):
-            continue
-        block = np.empty((len(members), *inputs.image_shape), dtype=dtype)
-        slots.update(zip(members, block))
-    return slots
 
 
 def _metadata_value(name: str, inputs: WellInput, keys: list[tuple[int, int, int, int]]) -> Any:
@@ -334,7 +266,7 @@ def run_steps(
         t0 = time.perf_counter()
         first = next((p for p in context.steps[start_step:]
                       if p.from_pipeline_start or (start_state is None and p.index == start_step)), None)
-        raw = read_well(context.inputs, _read_groups(context.inputs, first, own_raw))
+        raw = _raw_state(context.inputs, first, own_raw)
         timings["read"] = time.perf_counter() - t0
     state: WellState | None = start_state if start_state is not None else raw
     run = WellRun(None, specials, timings=timings)
@@ -347,7 +279,7 @@ def run_steps(
                 state = None  # replaced by this step's output; not an input of it
             if raw is None:
                 t0 = time.perf_counter()
-                raw = read_well(context.inputs, _read_groups(context.inputs, plan, own_raw))
+                raw = _raw_state(context.inputs, plan, own_raw)
                 timings["read"] = timings.get("read", 0.0) + time.perf_counter() - t0
             source, consume = raw, own_raw
         else:
@@ -359,7 +291,7 @@ def run_steps(
         try:
             with device_scope(plan.device):
                 state = run_step(plan, source, context.inputs, specials, plan.device, consume=consume)
-        except WellCancelledError:
+        except (WellCancelledError, RawReadError):
             raise
         except Exception as exc:
             run.failed_step = plan.index
@@ -367,13 +299,15 @@ def run_steps(
                 f"step {plan.index + 1} '{plan.name}' failed on well {context.well}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+        reading = read_seconds(source)  # a lazily read input's reading is not the step's time
+        timings["read"] = timings.get("read", 0.0) + reading
         del source
         if consume:
             trim_heap()  # the input's memory is free now: give it back before the next step
         own_state = own_state or own_raw
         if not _stays_on_device(context, plan, keep_intermediates):
             state = state_to_host(state)
-        elapsed = time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0 - reading
         timings[plan.name] = timings.get(plan.name, 0.0) + elapsed
         if keep_intermediates:
             run.intermediates.append(state)
@@ -385,12 +319,11 @@ def run_steps(
     return run
 
 
-def _read_groups(inputs: WellInput, plan: StepPlan | None, consumed: bool) -> list[list[ImageKey]] | None:
-    """The groups ``plan`` will stack from the raw images, when it consumes them (read as blocks)."""
-    if plan is None or not consumed:
-        return None
-    keys = [(rec.site, rec.channel, rec.z, rec.t) for rec in inputs.records]
-    return [members for _, members in group_keys(keys, plan.variable_components)]
+def _raw_state(inputs: WellInput, plan: StepPlan | None, consumed: bool) -> WellState:
+    """The raw images for ``plan``: read group by group as it consumes them, else all at once."""
+    if consumed:
+        return lazy_raw_state(inputs, read_groups(inputs, plan))
+    return read_well(inputs)
 
 
 def _run_and_write(
