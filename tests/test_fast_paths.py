@@ -128,3 +128,45 @@ def test_a_tiff_in_another_byte_order_is_converted_into_its_slice(tmp_path) -> N
         _read_tiff(tmp_path / "float.tif", (), None, block[0])
     with pytest.raises(ImageReadError, match="8x6 px but 6x8 px were expected"):
         _read_tiff(path, (), None, np.zeros((8, 6), np.uint16))
+
+
+def test_a_tiff_page_read_before_is_read_again_without_parsing_the_file(tmp_path, monkeypatch) -> None:
+    import os
+
+    import tifffile
+
+    from napari_openhcs.microscopes import io_readers
+
+    image = (np.arange(64 * 48, dtype=np.uint16).reshape(64, 48) * 7) % 65535
+    path = tmp_path / "tile.tif"
+    tifffile.imwrite(path, image, rowsperstrip=8)  # uncompressed, in 8 strips
+    out = np.zeros((64, 48), np.uint16)
+    io_readers._read_tiff(path, (), ((64, 48), np.uint16), out)
+    assert np.array_equal(out, image) and (str(path), 0) in io_readers._LAYOUTS
+
+    def no_parsing(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("the file was parsed again")
+
+    monkeypatch.setattr(tifffile, "TiffFile", no_parsing)
+    again = np.zeros_like(out)
+    io_readers._read_tiff(path, (), ((64, 48), np.uint16), again)
+    assert np.array_equal(again, image)
+    # a file rewritten since (its pixels elsewhere in it) is parsed again, not read blindly
+    monkeypatch.undo()
+    tifffile.imwrite(path, image[::-1].copy(), rowsperstrip=8, description="moved " * 300)
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+    io_readers._read_tiff(path, (), ((64, 48), np.uint16), again)
+    assert np.array_equal(again, image[::-1])
+
+
+def test_compressed_tiff_pages_are_always_decoded(tmp_path) -> None:
+    import tifffile
+
+    from napari_openhcs.microscopes import io_readers
+
+    image = np.arange(32 * 32, dtype=np.uint16).reshape(32, 32)
+    path = tmp_path / "zlib.tif"
+    tifffile.imwrite(path, image, compression="zlib")
+    out = np.zeros_like(image)
+    io_readers._read_tiff(path, (), ((32, 32), np.uint16), out)
+    assert np.array_equal(out, image) and (str(path), 0) not in io_readers._LAYOUTS

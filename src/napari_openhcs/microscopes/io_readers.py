@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,12 +77,15 @@ def _read_tiff(
     import tifffile
 
     key = index[0] if index else 0
+    if out is not None and _read_known_layout(path, key, out):
+        return out
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[key]
             _check_header(path, tuple(page.shape), page.dtype, expected)
             if out is not None and tuple(page.shape) == out.shape and page.dtype == out.dtype:
                 page.asarray(out=out)  # decoded straight into the caller's buffer
+                _remember_layout(path, key, page, out)
                 return out
             data = page.asarray()
     except ImageReadError:
@@ -97,6 +101,51 @@ def _read_tiff(
         if data.ndim != 2:
             raise ImageReadError(f"{path}: expected a 2-D image, found shape {data.shape}")
     return _into(data, out, path)
+
+
+#: Where the pixels of uncompressed TIFF pages read before lie in their files, by
+#: ``(path, page)``: ``(mtime_ns, size, offset, shape, dtype)``. A well's raw images are
+#: read twice in a run (the pipeline's start is read again for a later step); the second
+#: read then copies the pixels straight into place without parsing the file again.
+_LAYOUTS: dict[tuple[str, int], tuple[int, int, int, tuple[int, ...], np.dtype]] = {}
+_MAX_LAYOUTS = 1 << 16
+
+
+def _remember_layout(path: Path, key: int, page: Any, out: np.ndarray) -> None:
+    """Note where ``page``'s pixels lie when they are stored as they lie in memory."""
+    try:
+        if not (page.is_contiguous and page.is_memmappable and page.dtype.isnative
+                and page.nbytes == out.nbytes and out.flags.c_contiguous):
+            return
+        st = os.stat(path)
+    except (OSError, AttributeError):
+        return
+    if len(_LAYOUTS) >= _MAX_LAYOUTS:
+        _LAYOUTS.clear()
+    _LAYOUTS[(str(path), key)] = (st.st_mtime_ns, st.st_size, int(page.dataoffsets[0]), out.shape, out.dtype)
+
+
+def _read_known_layout(path: Path, key: int, out: np.ndarray) -> bool:
+    """Read a page whose layout is known into ``out``; ``False`` if unknown or the file changed."""
+    layout = _LAYOUTS.get((str(path), key))
+    if layout is None or layout[3:] != (out.shape, out.dtype) or not out.flags.c_contiguous:
+        return False
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            st = os.fstat(fh.fileno())
+            if (st.st_mtime_ns, st.st_size) != layout[:2]:
+                return False
+            fh.seek(layout[2])
+            view = memoryview(out).cast("B")
+            done = 0
+            while done < out.nbytes:
+                n = fh.readinto(view[done:])
+                if not n:
+                    return False
+                done += n
+    except OSError:
+        return False  # the full read names the problem
+    return True
 
 
 def _into(data: np.ndarray, out: np.ndarray | None, name: object) -> np.ndarray:
