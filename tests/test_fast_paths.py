@@ -37,8 +37,12 @@ def test_percentiles_of_other_dtypes_and_strided_stacks() -> None:
     assert percentiles(floats, [1, 99]).tobytes() == np.percentile(floats, [1, 99]).tobytes()
 
 
+@pytest.mark.parametrize("block", [7, 32 * 32, 1 << 16])  # blocks across rows, one per slice, larger
 @pytest.mark.parametrize("per_slice", [False, True])
-def test_percentile_normalize_matches_the_direct_formula(per_slice: bool) -> None:
+def test_percentile_normalize_matches_the_direct_formula(per_slice: bool, block: int, monkeypatch) -> None:
+    from napari_openhcs.functions import intensity
+
+    monkeypatch.setattr(intensity, "_UNIT_BLOCK", block)
     rng = np.random.default_rng(2)
     stack = rng.poisson(300, (4, 32, 32)).astype(np.uint16)
     stack[1] = 7  # a flat slice

@@ -19,20 +19,35 @@ from .registry import register
 Percent = Annotated[float, {"min": 0.0, "max": 100.0, "step": 0.1}]
 
 
+#: Pixels mapped at a time by :func:`_unit` (its float32 block stays in L2 cache).
+_UNIT_BLOCK = 1 << 16
+
+
 def _unit(stack: np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float) -> np.ndarray:
-    """Map [lo, hi] to [0, 1] (clipped); a flat range maps to zeros."""
+    """Map [lo, hi] to [0, 1] (clipped); a flat range maps to zeros.
+
+    ``stack`` is ``(N, Y, X)``; ``lo`` and ``hi`` are numbers or ``(N, 1, 1)`` arrays.
+    Each pixel becomes ``clip((float32(pixel) - lo) / (hi - lo), 0, 1)`` in float32,
+    computed block by block so that the intermediate values stay in the CPU's cache.
+    """
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
     span = hi - lo
     safe = np.where(span > 0, span, 1.0)
-    # (stack - lo) / span, clipped, in one float32 buffer (no temporary stacks)
-    out = stack.astype(np.float32)
-    np.subtract(out, lo.astype(np.float32), out=out)
-    np.divide(out, safe.astype(np.float32), out=out)
-    flat = ~(span > 0)
-    if flat.any():
-        np.copyto(out, np.float32(0.0), where=np.broadcast_to(flat, out.shape))
-    return np.clip(out, 0.0, 1.0, out=out)
+    per_slice = [np.broadcast_to(v.reshape(-1), (stack.shape[0],))
+                 for v in (lo.astype(np.float32), safe.astype(np.float32), ~(span > 0))]
+    out = np.empty(stack.shape, dtype=np.float32)
+    for plane, target, low, width, flat in zip(stack, out, *per_slice):
+        if flat:
+            target.fill(0.0)
+            continue
+        source, values = plane.reshape(-1), target.reshape(-1)
+        for start in range(0, values.size, _UNIT_BLOCK):
+            block, end = values[start : start + _UNIT_BLOCK], start + _UNIT_BLOCK
+            np.subtract(source[start:end], low, out=block, dtype=np.float32, casting="unsafe")
+            np.divide(block, width, out=block)
+            np.clip(block, 0.0, 1.0, out=block)
+    return out
 
 
 @register(category="Intensity", keywords=("normalize", "contrast", "percentile", "scale"))
