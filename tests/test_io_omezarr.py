@@ -270,3 +270,19 @@ def test_output_plate_reads_back_as_an_input_plate(plate):
     assert raw.pixel_size_um == pytest.approx(0.65)
     rec = next(r for r in raw.records_for("C11") if (r.site, r.channel, r.z) == (2, 2, 3))
     np.testing.assert_array_equal(raw.read(rec), data["C11"][1][0, 1, 2])
+
+
+def test_chunks_that_hold_only_zeros_are_written_too(tmp_path):
+    path = tmp_path / "zeros.zarr"
+    writer = HCSPlateWriter(path, plate_name="Z", rows=8, columns=12, chunk_yx=100)
+    writer.create()
+    field = np.zeros((1, 1, 1, 300, 500), np.float32)  # 3 x 5 chunks of 100 x 100
+    field[..., 200:, 400:] = 5.0  # one chunk not 0
+    field[..., :100, :100] = -0.0  # one of negative zeros
+    writer.write_well("A01", [field], channels=[OutputChannel("DAPI", "0000FF")], pixel_size_um=1.0)
+    writer.register_completed_wells(["A01"])
+    level0 = path / "A" / "01" / "0" / "0"
+    assert len([p for p in level0.rglob("*") if p.is_file() and p.name != "zarr.json"]) == 15
+    back = open_output_plate(path).fields("A01")[0][...]
+    np.testing.assert_array_equal(back, field)
+    assert np.signbit(back[0, 0, 0, 0, 0]) and not np.signbit(back[0, 0, 0, 150, 150])
