@@ -37,6 +37,14 @@ def test_default_start_method_and_override(monkeypatch: pytest.MonkeyPatch, capl
     assert "not usable" in caplog.text
 
 
+def test_background_imports_import_and_leave_failures_to_the_import_that_needs_them() -> None:
+    sys.modules.pop("colorsys", None)
+    thread = _start.import_in_background(("napari_openhcs_no_such_module", "colorsys"))
+    thread.join(10)
+    assert not thread.is_alive() and "colorsys" in sys.modules
+    assert "zarr" in _start.BACKGROUND_IMPORTS and "zarr" not in _start.PRELOAD
+
+
 @pytest.mark.parametrize("method", ["forkserver", "spawn"])
 def test_workers_see_the_environment_of_the_run_not_of_the_server(
     tiny_plate: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str

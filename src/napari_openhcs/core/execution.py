@@ -51,6 +51,7 @@ def _worker_main(tasks: Any, results: Any, cancel: Any, environ: dict[str, str])
     ``environ`` is the supervisor's environment when it started the worker (a
     fork-server child would otherwise see the server's, from when it started).
     """
+    from ._start import import_in_background
     from ._worker_process import keep_arrays_on_the_heap, release_free_memory, use_one_malloc_arena
 
     if os.environ != environ:
@@ -58,6 +59,7 @@ def _worker_main(tasks: Any, results: Any, cancel: Any, environ: dict[str, str])
         os.environ.update(environ)
     use_one_malloc_arena()
     keep_arrays_on_the_heap()
+    import_in_background()
     while True:
         try:
             context = tasks.recv()
