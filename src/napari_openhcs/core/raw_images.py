@@ -50,7 +50,7 @@ def read_well(inputs: WellInput, groups: list[list[ImageKey]] | None = None) -> 
         If the well has missing images (listed) or a file cannot be read (named).
     """
     _check_complete(inputs)
-    return WellState(_read(inputs, list(_keys(inputs)), groups or []))
+    return WellState(_read(inputs, _keys(inputs), groups or []))
 
 
 def lazy_raw_state(inputs: WellInput, groups: list[list[ImageKey]]) -> WellState:
@@ -132,7 +132,8 @@ def _read(
 ) -> dict[ImageKey, np.ndarray]:
     """Read the images of ``keys``, several files at a time, each group into one block."""
     records = {(r.site, r.channel, r.z, r.t): r for r in inputs.records}
-    slots = _block_slots(inputs, [g for g in groups if set(g) <= set(keys)])
+    wanted = set(keys)
+    slots = _block_slots(inputs, [g for g in groups if wanted.issuperset(g)])
 
     def read(key: ImageKey) -> np.ndarray:
         return read_record(inputs, records[key], slots.get(key))  # type: ignore[arg-type]
