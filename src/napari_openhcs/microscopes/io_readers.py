@@ -114,7 +114,8 @@ _MAX_LAYOUTS = 1 << 16
 def _remember_layout(path: Path, key: int, page: Any, out: np.ndarray) -> None:
     """Note where ``page``'s pixels lie when they are stored as they lie in memory."""
     try:
-        if not (page.is_contiguous and page.is_memmappable and page.dtype.isnative
+        # memmappable: one contiguous, uncompressed run of pixels in their final form
+        if not (page.is_memmappable and page.dtype.isnative
                 and page.nbytes == out.nbytes and out.flags.c_contiguous):
             return
         st = os.stat(path)
