@@ -15,7 +15,7 @@ still prepared like a spawn child (the caller's ``sys.path`` and main module).
 :func:`start_worker_server` starts the server early (``PipelineOrchestrator.initialize``
 calls it), so that its imports run while the caller builds and compiles the
 pipeline. The workers of a Dask ``LocalCluster`` that a run starts are forked by the
-same server (which preloads ``distributed`` too when such a run starts it).
+same server (which preloads :data:`DASK_PRELOAD` too when such a run starts it).
 ``NAPARI_OPENHCS_START_METHOD=spawn`` starts every worker with ``spawn``.
 """
 
@@ -46,6 +46,9 @@ PRELOAD = (
 #: only writing the well's outputs needs it, and the server is ready ~0.13 s sooner
 #: without it (Zarr takes that long to import).
 BACKGROUND_IMPORTS = ("zarr",)
+#: What the server also imports when it forks the workers of a Dask ``LocalCluster``
+#: (long-lived workers that take wells as Dask tasks, with no start-up of their own).
+DASK_PRELOAD = ("distributed", *BACKGROUND_IMPORTS)
 
 
 def start_method() -> str:
@@ -92,7 +95,7 @@ def start_worker_server(extra_preload: tuple[str, ...] = ()) -> None:
     """Start the fork server now, in the background, if workers are started by one.
 
     Returns at once: the server imports :data:`PRELOAD` (and ``extra_preload``, e.g.
-    ``distributed`` for the workers of a Dask ``LocalCluster``) in its own process.
+    :data:`DASK_PRELOAD` for the workers of a Dask ``LocalCluster``) in its own process.
     A server that is already running is kept as it is.
     """
     if worker_context(extra_preload).get_start_method() != "forkserver":

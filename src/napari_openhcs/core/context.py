@@ -83,7 +83,7 @@ class OutputPlan:
     step_plates: FrozenDict[int, Path]
     tables_dir: Path
     pipeline_hash: str
-    compression_level: int = 2
+    compression_level: int  # the run's GlobalPipelineConfig.compression_level
 
 
 @dataclass(frozen=True)

@@ -154,9 +154,9 @@ class DaskExecutor:
         # that another well killed, and long wells balance over the workers; worker
         # processes start like the local pool's (forked by the server that has the engine
         # imported, where there is one), so they do not import the engine each
-        from ._start import start_method, start_worker_server
+        from ._start import DASK_PRELOAD, start_method, start_worker_server
 
-        start_worker_server(("distributed",))
+        start_worker_server(DASK_PRELOAD)
         with dask.config.set({"distributed.scheduler.allowed-failures": self.retries,
                               "distributed.scheduler.worker-saturation": 1.0,
                               "distributed.worker.multiprocessing-method": start_method()}):

@@ -116,9 +116,9 @@ class PipelineOrchestrator:
         if self.plate_path.exists() and (self.config.executor == "processes" or (
             self.config.executor == "dask" and not self.config.dask_scheduler
         )):  # local worker processes: their fork server's imports overlap reading and compiling
-            from ._start import start_worker_server
+            from ._start import DASK_PRELOAD, start_worker_server
 
-            start_worker_server(("distributed",) if self.config.executor == "dask" else ())
+            start_worker_server(DASK_PRELOAD if self.config.executor == "dask" else ())
         self.plate = open_plate(self.plate_path, microscope=self.config.microscope, source=self.config.source)
         out = self.config.output_dir
         self.output_dir = Path(out).resolve() if out else default_output_dir(self.plate_path)

@@ -21,7 +21,7 @@ def declare_output_stores(
     plans: tuple[StepPlan, ...],
     output_dir: Path,
     pipeline_hash: str,
-    compression_level: int = 2,
+    compression_level: int,
 ) -> OutputPlan:
     """Return the :class:`OutputPlan`: the main plate, one plate per materialized step, tables."""
     step_plates = {
