@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     DEFAULT_DATA_DIR,
     TreeMemory,
+    compile_bytecode,
     ensure_plate,
     fresh_output_dir,
     ground_truth_origins,
@@ -328,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     per_well = [well_input_bytes(well_input(meta, w)) for w in meta.wells]
     n_images = sum(len(meta.records_for(w)) for w in meta.wells)
     warm_page_cache(plate)
+    compile_bytecode()
 
     imports = measure_import(args.import_repeats)
     imports_engine = measure_import(max(1, args.import_repeats // 2), ENGINE_MODULES)
