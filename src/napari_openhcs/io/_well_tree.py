@@ -72,49 +72,27 @@ def write_well_tree(
 
     ``folder`` is a temporary location; the caller renames it into the plate.
     """
-    import zarr
-    from zarr.codecs import BloscCodec
+    from ._zarr_v3 import write_array, write_document
 
-    from ._store import GuardedLocalStore
-
-    store = GuardedLocalStore(folder)
-    try:
-        group = zarr.open_group(
-            store, mode="w", zarr_format=3, attributes=_ngff.well_attributes(len(arrays), record)
+    write_document(folder, _ngff.group_doc(_ngff.well_attributes(len(arrays), record)))
+    for i, data in enumerate(arrays):
+        levels = build_pyramid(data, method=downsample)
+        windows = [_ngff.channel_window(data[:, c]) for c in range(data.shape[1])]
+        meta = _ngff.multiscales(
+            name=f"{well}/{i}",
+            n_levels=len(levels),
+            pixel_size_um=pixel_size_um,
+            z_spacing_um=z_spacing_um,
+            time_interval_s=time_interval_s,
+            downsample=downsample,
         )
-        compressor = BloscCodec(cname="zstd", clevel=clevel, shuffle="shuffle")
-        for i, data in enumerate(arrays):
-            levels = build_pyramid(data, method=downsample)
-            windows = [_ngff.channel_window(data[:, c]) for c in range(data.shape[1])]
-            meta = _ngff.multiscales(
-                name=f"{well}/{i}",
-                n_levels=len(levels),
-                pixel_size_um=pixel_size_um,
-                z_spacing_um=z_spacing_um,
-                time_interval_s=time_interval_s,
-                downsample=downsample,
-            )
-            attrs = _ngff.image_attributes(meta, _ngff.omero(channels, windows, n_z=data.shape[2]))
-            field = group.create_group(str(i), attributes=attrs)
-            for level, arr in enumerate(levels):
-                y, x = arr.shape[-2:]
-                out = field.create_array(
-                    str(level),
-                    shape=arr.shape,
-                    dtype=arr.dtype,
-                    chunks=(1, 1, 1, min(y, chunk_yx), min(x, chunk_yx)),
-                    compressors=compressor,
-                    dimension_names=list(_ngff.AXIS_NAMES),
-                    fill_value=0,
-                    # every chunk is written: Zarr would otherwise compare each chunk
-                    # with the fill value first, a slow pass (~12 % of writing a well)
-                    # that only pays off for chunks entirely 0, rare in images
-                    config={"write_empty_chunks": True},
-                )
-                out[...] = arr
-    except BaseException:
-        store.stop_writes()  # zarr may still be writing other chunks of the failed array
-        raise
+        attrs = _ngff.image_attributes(meta, _ngff.omero(channels, windows, n_z=data.shape[2]))
+        field = folder / str(i)
+        write_document(field, _ngff.group_doc(attrs))
+        for level, arr in enumerate(levels):
+            y, x = arr.shape[-2:]
+            write_array(field / str(level), arr, (1, 1, 1, min(y, chunk_yx), min(x, chunk_yx)),
+                        clevel=clevel, dimension_names=_ngff.AXIS_NAMES)
 
 
 def remove_path(path: Path) -> None:
