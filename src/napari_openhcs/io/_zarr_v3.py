@@ -6,7 +6,8 @@ through zarr-python spares every worker process importing Zarr (0.12-0.19 s, ~17
 and starting Zarr's event loop before its first well is written; and when a chunk
 write fails, no other chunk write is still running once :func:`write_array` raises.
 The chunks and documents are those zarr-python writes for the same array (a test
-compares them byte for byte), so any Zarr v3 reader opens them.
+compares the chunks byte for byte and the documents key for key), so any Zarr v3
+reader opens them.
 """
 
 from __future__ import annotations
