@@ -6,7 +6,9 @@ writes the well straight into the shared output plate with
 :func:`~napari_openhcs.core.well_runner.execute_well`; only the small
 :class:`~napari_openhcs.core.results.WellResult` travels back through the scheduler.
 Progress events go to the client as Dask structured events
-(``Worker.log_event`` on a per-run topic); cancel is a ``distributed.Event``.
+(``Worker.log_event`` on a per-run topic; a well's start is sent to the scheduler and
+acknowledged before the well runs, so that a worker killed by the well cannot lose
+it); cancel is a ``distributed.Event``.
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ def run_well_task(
         As :func:`~napari_openhcs.core.well_runner.execute_well` returns it.
     """
     from distributed import Event, get_worker
+    from distributed.utils import sync
 
     from ._worker_process import keep_arrays_on_the_heap
     from .well_runner import execute_well
@@ -137,13 +140,19 @@ def run_well_task(
     def emit(event: Any) -> None:
         worker.log_event(topic, encode_event(event))
 
+    def emit_start(event: WellStarted) -> None:
+        # sent to the scheduler and acknowledged before the well runs: a worker that dies
+        # right after starting the well (killed by a step) would otherwise take the
+        # event with it, unsent, and the well's retry would not be counted
+        sync(worker.loop, worker.scheduler.log_event, topic=topic, msg=encode_event(event))
+
     if cancel.is_set():
         return WellResult(context.well, "cancelled", "cancelled before it started")
     done = completed_result(context)
     if done is not None:
         logger.info("well %s is already complete on disk; not writing it again", context.well)
         return done
-    emit(WellStarted(context.well))
+    emit_start(WellStarted(context.well))
     if use_worker_gpu:
         context = on_worker_gpu(context)
     return execute_well(context, emit=emit, is_cancelled=cancel.is_set)
