@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -174,3 +177,51 @@ def test_compressed_tiff_pages_are_always_decoded(tmp_path) -> None:
     out = np.zeros_like(image)
     io_readers._read_tiff(path, (), ((32, 32), np.uint16), out)
     assert np.array_equal(out, image) and (str(path), 0) not in io_readers._LAYOUTS
+
+
+# ------------------------------------------------------------------------------ read threads
+def test_read_threads_follow_the_environment_and_refuse_nonsense(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import threading
+
+    from napari_openhcs.core import raw_images
+
+    keys = list(range(9))
+    records = [SimpleNamespace(site=k, channel=1, z=1, t=1, path=f"f{k}") for k in keys]
+    inputs = SimpleNamespace(records=records, dtype="uint16", image_shape=(4, 4))
+    seen: set[str] = set()
+
+    def fake_read(inp: Any, record: Any, out: Any = None) -> np.ndarray:
+        seen.add(threading.current_thread().name)
+        return np.zeros((4, 4), np.uint16)
+
+    monkeypatch.setattr(raw_images, "read_record", fake_read)
+    image_keys = [(k, 1, 1, 1) for k in keys]
+
+    def threads_used() -> int:
+        seen.clear()
+        raw_images._read(inputs, image_keys, [image_keys])  # type: ignore[arg-type]
+        return len(seen)
+
+    monkeypatch.delenv(raw_images.READ_THREADS_ENV, raising=False)
+    assert raw_images.read_threads() == raw_images.READ_THREADS == 2
+    assert threads_used() <= 2
+    monkeypatch.setenv(raw_images.READ_THREADS_ENV, "1")
+    assert raw_images.read_threads() == 1
+    assert threads_used() == 1
+    barrier = threading.Barrier(6, timeout=10)  # six reads must be in flight at once
+
+    def waiting_read(inp: Any, record: Any, out: Any = None) -> np.ndarray:
+        if record.site < 6:
+            barrier.wait()
+        return fake_read(inp, record, out)
+
+    monkeypatch.setattr(raw_images, "read_record", waiting_read)
+    monkeypatch.setenv(raw_images.READ_THREADS_ENV, "8")
+    assert threads_used() >= 6
+    monkeypatch.setenv(raw_images.READ_THREADS_ENV, "lots")
+    with caplog.at_level(logging.WARNING, logger=raw_images.__name__):
+        assert raw_images.read_threads() == 2
+    assert "NAPARI_OPENHCS_READ_THREADS" in caplog.text

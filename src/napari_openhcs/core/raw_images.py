@@ -6,13 +6,19 @@ block as its stack without a copy. A plate run reads them lazily
 (:func:`lazy_raw_state`): a group is read when the step first asks for one of its
 images, and its memory is released when the step has consumed it, so a well's raw
 images are never all in memory at once.
+
+A group's files are read :data:`READ_THREADS` at a time; ``NAPARI_OPENHCS_READ_THREADS``
+sets another number for storage where a read mostly waits (a network share).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,6 +34,31 @@ if TYPE_CHECKING:
 #: GIL, parsing a TIFF's tags does not: on two cores, nine 1024² TIFFs read in 33 ms with
 #: two threads, 39 ms with one and 56 ms with eight (which only contend for the GIL).
 READ_THREADS = 2
+#: Environment variable with the number of files to read at once (1-64), e.g. 8-16 for
+#: plates on a network share, where a read mostly waits and more reads in flight pay off.
+READ_THREADS_ENV = "NAPARI_OPENHCS_READ_THREADS"
+
+logger = logging.getLogger(__name__)
+
+
+def read_threads() -> int:
+    """Files of a group read at once: ``$NAPARI_OPENHCS_READ_THREADS``, else :data:`READ_THREADS`."""
+    return _threads_from(os.environ.get(READ_THREADS_ENV, "").strip(), READ_THREADS)
+
+
+@cache
+def _threads_from(value: str, default: int) -> int:
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if 1 <= number <= 64:
+        return number
+    logger.warning("%s=%r is not a number of threads from 1 to 64; reading %d files at a time",
+                   READ_THREADS_ENV, value, default)
+    return default
 
 
 class RawReadError(StepExecutionError):
@@ -140,7 +171,7 @@ def _read(
     def read(key: ImageKey) -> np.ndarray:
         return read_record(inputs, records[key], slots.get(key))  # type: ignore[arg-type]
 
-    threads = max(1, min(READ_THREADS, len(keys)))
+    threads = max(1, min(read_threads(), len(keys)))
     if threads == 1:
         arrays = [read(k) for k in keys]
     else:
