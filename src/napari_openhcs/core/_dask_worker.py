@@ -144,7 +144,11 @@ def run_well_task(
         # sent to the scheduler and acknowledged before the well runs: a worker that dies
         # right after starting the well (killed by a step) would otherwise take the
         # event with it, unsent, and the well's retry would not be counted
-        sync(worker.loop, worker.scheduler.log_event, topic=topic, msg=encode_event(event))
+        try:
+            sync(worker.loop, worker.scheduler.log_event, topic=topic, msg=encode_event(event))
+        except Exception:  # noqa: BLE001 - progress never fails a well: sent the usual way
+            logger.debug("could not send the start of well %s directly", event.well, exc_info=True)
+            emit(event)
 
     if cancel.is_set():
         return WellResult(context.well, "cancelled", "cancelled before it started")
