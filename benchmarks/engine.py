@@ -2,11 +2,13 @@
 
 ::
 
-    python benchmarks/engine.py PLATE OUTPUT_DIR --workers 2
+    python benchmarks/engine.py PLATE OUTPUT_DIR --workers 2 [--cpus 0]
 
 Prints one JSON line: the phase times (``import``, ``pipeline``, ``initialize``,
 ``compile``, ``execute``), the wells done, the per-well step timings and when the
-first well started (seconds after the process started).
+first well started (seconds after the process started). ``--cpus`` confines the
+run (this process, the worker server and every worker it starts) to the listed
+CPUs, e.g. ``--cpus 0`` for a 1-worker run that cannot use a second core.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ _T0 = time.perf_counter()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -75,9 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output", type=Path)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--executor", default="processes")
+    parser.add_argument("--cpus", help="comma-separated CPU numbers to confine the whole run to")
     args = parser.parse_args(argv)
+    if args.cpus:
+        # inherited by the worker server and the workers, which are all started after this
+        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     result = run_engine(args.plate, args.output, args.workers, args.executor)
     result["process_s"] = time.perf_counter() - _T0
+    result["cpus"] = sorted(os.sched_getaffinity(0))
     sys.stdout.write(json.dumps(result) + "\n")
     return 1 if result["failed"] else 0
 

@@ -3,6 +3,7 @@
 ::
 
     python benchmarks/run.py [--plate small|large|xl|tiny] [--repeats N] [--workers 1,2] [--json out.json]
+                             [--one-cpu]
 
 The synthetic plate is generated once and cached under ``benchmarks/results/plates``
 (outside the timing). Each repeat runs the hand-written baseline
@@ -13,6 +14,11 @@ imports and each memory figure covers only that run's process tree (sampled with
 psutil: the run's process and its worker processes). Outputs are written under ``benchmarks/results/runs`` and
 deleted after their stitching accuracy (tile origins against the generator's
 ground truth) has been checked.
+
+``--one-cpu`` adds a 1-worker run confined to one CPU (``engine_1w_1cpu``): a
+1-worker run normally spreads some of its work (file reads, chunk compression) over
+a second core, which a 2-worker run on a 2-core machine cannot; the speed-up of 2
+workers over the confined run shows how well the wells themselves run side by side.
 """
 
 from __future__ import annotations
@@ -118,13 +124,15 @@ def one_repeat(
     *,
     keep: bool,
     baseline: bool = True,
+    one_cpu: bool = False,
     rotate: int = 0,
 ) -> list[dict[str, Any]]:
     """Run each configuration once, in an order rotated by ``rotate``.
 
     The configurations: the baseline, the baseline as two processes side by side
     (each half the wells; its speed-up is what the machine allows the loop itself)
-    when 2 workers are benchmarked, and the engine at each worker count.
+    when 2 workers are benchmarked, the engine at each worker count, and with
+    ``one_cpu`` the engine with 1 worker confined to CPU 0.
     """
     configs: list[tuple[str, int, list[str]]] = []
     if baseline:
@@ -133,6 +141,8 @@ def one_repeat(
             configs.append(("baseline_2p", 2, [str(BENCH_DIR / "baseline.py")]))
     for n in worker_counts:
         configs.append((f"engine_{n}w", 1, [str(BENCH_DIR / "engine.py"), "--workers", str(n)]))
+    if one_cpu:
+        configs.append(("engine_1w_1cpu", 1, [str(BENCH_DIR / "engine.py"), "--workers", "1", "--cpus", "0"]))
     shift = rotate % len(configs)  # vary the order between repeats so no configuration always goes first
     configs = configs[shift:] + configs[:shift]
     results = []
@@ -246,7 +256,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"({mib(p['well_input_bytes']):.0f} MiB per well); {report['repeats']} repeats; "
         f"{report['machine']['cpus']} CPUs; median (min–max)",
         "",
-        f"{'config':<11} {'wall s':>20} {'cpu s':>6} {'import':>7} {'pipe':>5} {'init':>5} {'comp':>5} "
+        f"{'config':<14} {'wall s':>20} {'cpu s':>6} {'import':>7} {'pipe':>5} {'init':>5} {'comp':>5} "
         f"{'execute':>8} {'tree MiB':>9} {'worker MiB':>11} {'pos err max/mean px':>20}",
     ]
     for key, st in report["summary"].items():
@@ -260,7 +270,7 @@ def format_table(report: dict[str, Any]) -> str:
             f"{sum(ph[k]['median'] for k in ('read', 'compute', 'write') if k in ph):.2f}")
         worker = st["peak_worker_mib"]["median"]
         lines.append(
-            f"{key:<11} {_fmt_range(st['wall_s']):>20} {st['cpu_s']['median']:>6.2f} "
+            f"{key:<14} {_fmt_range(st['wall_s']):>20} {st['cpu_s']['median']:>6.2f} "
             f"{med('import'):>7} {med('pipeline'):>5} {med('initialize'):>5} "
             f"{med('compile'):>5} {execute:>8} {st['peak_tree_mib']['median']:>9.0f} "
             f"{(f'{worker:.0f}' if worker else '-'):>11} "
@@ -273,20 +283,20 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append("")
     for name, st in report["ratios"].items():
         what = "CPU seconds" if name.endswith(" cpu") else "wall"
-        lines.append(f"{name:<26} {_fmt_range(st, 3)}  ({what}, paired within each repeat)")
-    lines.append(f"{'import napari_openhcs':<26} {_fmt_range(report['import_napari_openhcs_s'], 3)} s "
+        lines.append(f"{name:<29} {_fmt_range(st, 3)}  ({what}, paired within each repeat)")
+    lines.append(f"{'import napari_openhcs':<29} {_fmt_range(report['import_napari_openhcs_s'], 3)} s "
                  "(fresh interpreter)")
-    lines.append(f"{'import engine':<26} {_fmt_range(report['import_engine_s'], 3)} s "
+    lines.append(f"{'import engine':<29} {_fmt_range(report['import_engine_s'], 3)} s "
                  "(what a worker imports)")
     if "baseline" in report["summary"]:
         b = report["summary"]["baseline"]["phases_s"]
         keys = ("import", "initialize", "read", "compute", "write")
         parts = ", ".join(f"{k} {b[k]['median']:.2f}" for k in keys if k in b)
-        lines.append(f"{'baseline phases':<26} {parts}")
+        lines.append(f"{'baseline phases':<29} {parts}")
     for key, st in report["summary"].items():
         if "first_well_s" in st:
             label = f"{key} first well"
-            lines.append(f"{label:<26} {_fmt_range(st['first_well_s'])} s after its process started")
+            lines.append(f"{label:<29} {_fmt_range(st['first_well_s'])} s after its process started")
     for key, st in report["summary"].items():
         if "well_step_s" in st:
             parts = ", ".join(f"{k} {v['median']:.2f}" for k, v in st["well_step_s"].items())
@@ -311,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-outputs", action="store_true", help="keep each run's output folder")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                         help="cached plates and run outputs (default: benchmarks/results)")
+    parser.add_argument("--one-cpu", action="store_true",
+                        help="also run the engine with 1 worker confined to one CPU (engine_1w_1cpu)")
     parser.add_argument("--import-repeats", type=int, default=5,
                         help="fresh interpreters timed for the import figures")
     args = parser.parse_args(argv)
@@ -336,12 +348,13 @@ def main(argv: list[str] | None = None) -> int:
     repeats: list[list[dict[str, Any]]] = []
     for i in range(args.repeats):
         rep = one_repeat(plate, worker_counts, truth, data_dir, keep=args.keep_outputs,
-                         baseline=not args.no_baseline, rotate=i)
+                         baseline=not args.no_baseline, one_cpu=args.one_cpu, rotate=i)
         repeats.append(rep)
         walls = ", ".join(f"{r['label']} {r['wall_s']:.2f} s" for r in rep)
         print(f"repeat {i + 1}/{args.repeats}: {walls}", file=sys.stderr)
 
-    labels = [lab for lab in ("baseline", "baseline_2p", *(f"engine_{n}w" for n in worker_counts))
+    labels = [lab for lab in ("baseline", "baseline_2p", *(f"engine_{n}w" for n in worker_counts),
+                              "engine_1w_1cpu")
               if any(r["label"] == lab for r in repeats[0])]
     summary = {label: summarize_runs([r for rep in repeats for r in rep if r["label"] == label])
                for label in labels}
@@ -354,6 +367,12 @@ def main(argv: list[str] | None = None) -> int:
         for n in worker_counts:
             if n != 1:
                 ratios[f"engine_1w/engine_{n}w"] = paired_ratios(repeats, "engine_1w", f"engine_{n}w")
+    if "engine_1w_1cpu" in labels:
+        ratios["engine_1w_1cpu/engine_1w"] = paired_ratios(repeats, "engine_1w_1cpu", "engine_1w")
+        for n in worker_counts:
+            if n != 1:
+                key = f"engine_1w_1cpu/engine_{n}w"
+                ratios[key] = paired_ratios(repeats, "engine_1w_1cpu", f"engine_{n}w")
     if "baseline_2p" in labels:
         ratios["baseline/baseline_2p"] = paired_ratios(repeats, "baseline", "baseline_2p")
     report: dict[str, Any] = {

@@ -18,14 +18,14 @@ pytest.importorskip("napari_openhcs.testing", reason="the synthetic plate genera
 def test_benchmark_harness_runs_on_a_tiny_plate(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     proc = subprocess.run(
-        [sys.executable, str(RUN), "--plate", "tiny", "--repeats", "1", "--workers", "1",
+        [sys.executable, str(RUN), "--plate", "tiny", "--repeats", "1", "--workers", "1", "--one-cpu",
          "--import-repeats", "1", "--data-dir", str(tmp_path / "data"), "--json", str(report_path)],
         capture_output=True, text=True, timeout=240, cwd=REPO_ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(report_path.read_text())
-    assert set(report["summary"]) == {"baseline", "engine_1w"}
-    for label in ("baseline", "engine_1w"):
+    assert set(report["summary"]) == {"baseline", "engine_1w", "engine_1w_1cpu"}
+    for label in ("baseline", "engine_1w", "engine_1w_1cpu"):
         summary = report["summary"][label]
         assert summary["failed_wells"] == []
         assert summary["wall_s"]["median"] > 0
@@ -38,6 +38,9 @@ def test_benchmark_harness_runs_on_a_tiny_plate(tmp_path: Path) -> None:
     first = engine["first_well_s"]["median"]  # a well started after the process did, within the run
     assert 0 < first < engine["wall_s"]["median"]
     assert "engine_1w/baseline" in report["ratios"]
+    assert "engine_1w_1cpu/engine_1w" in report["ratios"]
+    confined = [r for rep in report["runs"] for r in rep if r["label"] == "engine_1w_1cpu"]
+    assert [r["cpus"] for r in confined] == [[0]]
     assert "engine_1w" in proc.stdout and "baseline" in proc.stdout
     assert not list((tmp_path / "data" / "runs").iterdir())  # outputs cleaned up
 
