@@ -42,6 +42,14 @@ def test_missing_required_argument(orch) -> None:
         orch.compile_pipelines([FunctionStep(func=normalize), FunctionStep(func=scale, name="scale")])
 
 
+def test_step_numbers_count_disabled_steps(orch) -> None:
+    """A problem names the step by its place in the pipeline as written."""
+    steps = [FunctionStep(func=normalize, enabled=False), FunctionStep(func=normalize),
+             FunctionStep(func=scale, name="scale")]
+    with pytest.raises(PipelineCompileError, match=r"step 3 'scale'.*needs argument 'factor'"):
+        orch.compile_pipelines(steps)
+
+
 def test_dict_key_not_in_plate_lists_valid_ones(orch) -> None:
     with pytest.raises(PipelineCompileError, match=r"dict key '7'.*valid: .*1.*DAPI"):
         orch.compile_pipelines([FunctionStep(func={"7": normalize}, group_by=GroupBy.CHANNEL)])

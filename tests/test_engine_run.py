@@ -229,3 +229,22 @@ def test_engine_import_pulls_in_no_napari_or_qt() -> None:
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_steps_are_named_by_their_place_in_the_pipeline(tiny_plate: Path, tmp_path: Path) -> None:
+    """Messages and step output folders count disabled steps, as the pipeline file does."""
+    from napari_openhcs.testing.faults import raise_error
+
+    steps = [
+        FunctionStep(func=normalize, name="off", enabled=False),
+        FunctionStep(func=normalize, name="norm", variable_components=[VariableComponents.SITE],
+                     materialize=True),
+        FunctionStep(func=max_project, name="max z", variable_components=[VariableComponents.Z_INDEX]),
+        FunctionStep(func=(raise_error, {"message": "no"}), name="boom"),
+    ]
+    orch = PipelineOrchestrator(tiny_plate,
+                                global_config=GlobalPipelineConfig(num_workers=1, output_dir=tmp_path / "o"))
+    results = orch.run(steps, well_filter=["A01"])
+    assert results["A01"].status == "failed"
+    assert results["A01"].error.startswith("step 4 'boom' failed on well A01"), results["A01"].error
+    assert [p.name for p in (tmp_path / "o" / "steps").iterdir()] == ["02_norm.ome.zarr"]

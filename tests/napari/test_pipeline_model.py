@@ -101,11 +101,11 @@ def test_engine_indices_skip_disabled_steps() -> None:
     steps[0] = steps[0].replace(enabled=False)
     assert engine_start(steps, 2) == 1
     assert model_index(steps, 0) == 1 and model_index(steps, 1) == 2 and model_index(steps, 5) is None
-    problem = "step 2 'scale': scale() needs argument 'factor', which is not set"
-    errors = errors_by_step("2 problems", [problem,
-                                           "memory: too little"], steps)
-    assert errors == {2: "step 2 'scale': scale() needs argument 'factor', which is not set",
-                      -1: "memory: too little"}
+    # the engine numbers steps by their place in the pipeline, disabled ones included
+    problem = "step 3 'scale': scale() needs argument 'factor', which is not set"
+    gone = "step 9 'gone': no such step"
+    errors = errors_by_step("3 problems", [problem, gone, "memory: too little"], steps)
+    assert errors == {2: problem, -1: gone + "\nmemory: too little"}
 
 
 def test_call_slots_of_chains_and_dicts() -> None:

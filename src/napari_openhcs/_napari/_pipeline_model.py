@@ -149,12 +149,15 @@ def model_index(steps: Sequence[FunctionStep], engine_index: int) -> int | None:
 def errors_by_step(message: str, problems: Sequence[str], steps: Sequence[FunctionStep]) -> dict[int, str]:
     """Attribute compile problems (``"step 2 'name': ..."``) to model step indices.
 
-    Problems naming no step are attached to index ``-1``.
+    The engine numbers steps by their place in the pipeline (from 1, disabled steps
+    included). Problems naming no step are attached to index ``-1``.
     """
     out: dict[int, list[str]] = {}
     for problem in problems or [message]:
         m = _STEP_RE.match(problem)
-        idx = model_index(steps, int(m.group(1)) - 1) if m else None
+        idx = int(m.group(1)) - 1 if m else None
+        if idx is not None and not 0 <= idx < len(steps):
+            idx = None
         out.setdefault(-1 if idx is None else idx, []).append(problem)
     return {k: "\n".join(v) for k, v in out.items()}
 

@@ -35,11 +35,14 @@ class StepPlan:
 
     ``calls`` is a chain (applied in order); ``by_group`` maps a ``group_by`` value
     (as a string) to its own chain for dict patterns. ``output`` is ``"memory"`` or
-    the path of the OME-Zarr plate the step writes to.
+    the path of the OME-Zarr plate the step writes to. ``index`` counts the compiled
+    (enabled) steps from 0; ``number`` is the step's place in the pipeline as written,
+    from 1, disabled steps included: what messages and output folders name it by.
     """
 
     index: int
     name: str
+    number: int
     variable_components: tuple[Component, ...]
     group_by: Component | None
     from_pipeline_start: bool
@@ -50,6 +53,11 @@ class StepPlan:
     special_outputs: tuple[str, ...]
     special_inputs: tuple[str, ...]
     device: str = "cpu"
+
+    @property
+    def label(self) -> str:
+        """``step N 'name'``, N being the step's place in the pipeline as written."""
+        return f"step {self.number} '{self.name}'"
 
 
 @dataclass(frozen=True)

@@ -273,7 +273,7 @@ def run_steps(
     last_raw_use = max((p.index for p in context.steps if p.from_pipeline_start), default=0)
     for plan in context.steps[start_step:]:
         if is_cancelled is not None and is_cancelled():
-            raise WellCancelledError(f"well {context.well} cancelled before step {plan.index + 1}")
+            raise WellCancelledError(f"well {context.well} cancelled before {plan.label}")
         if plan.from_pipeline_start:
             if own_state:
                 state = None  # replaced by this step's output; not an input of it
@@ -296,7 +296,7 @@ def run_steps(
         except Exception as exc:
             run.failed_step = plan.index
             raise StepExecutionError(
-                f"step {plan.index + 1} '{plan.name}' failed on well {context.well}: "
+                f"{plan.label} failed on well {context.well}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         reading = read_seconds(source)  # a lazily read input's reading is not the step's time

@@ -113,7 +113,7 @@ def compile_plate(
                 try:
                     pickle.dumps(call.func)
                 except Exception:
-                    unpicklable.append(f"step {p.index + 1} '{p.name}': function {call.name}")
+                    unpicklable.append(f"{p.label}: function {call.name}")
         if unpicklable:
             raise PipelineCompileError(
                 [f"{u} cannot be sent to worker processes (a lambda or a function defined "

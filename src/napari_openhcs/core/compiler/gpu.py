@@ -248,7 +248,7 @@ def gpu_steps(
     problems: list[str] = []
     notes: list[str] = []
     for plan, backend in zip(plans, backends):
-        label = f"step {plan.index + 1} '{plan.name}'"
+        label = plan.label
         twin = any(has_gpu_twin(c) for c in _calls(plan))
         if backend == "cpu" or use_gpu == "never":
             if backend == "gpu":

@@ -130,13 +130,13 @@ def compile_step_plans(steps: list[FunctionStep], plate: Plate) -> tuple[StepPla
     problems: list[str] = []
     plans: list[StepPlan] = []
     produced: dict[str, str] = {}
-    enabled = [s for s in steps if isinstance(s, FunctionStep) and s.enabled]
+    enabled = [(number, s) for number, s in enumerate(steps, 1) if isinstance(s, FunctionStep) and s.enabled]
     for bad in (s for s in steps if not isinstance(s, FunctionStep)):
         problems.append(f"pipeline item {bad!r} is not a FunctionStep")
     if not enabled and not problems:
         problems.append("the pipeline has no enabled steps")
-    for index, step in enumerate(enabled):
-        label = f"step {index + 1} '{step.name}'"
+    for index, (number, step) in enumerate(enabled):
+        label = f"step {number} '{step.name}'"
         group = step.group_by if isinstance(step.group_by, Component) else None
         calls: tuple[BoundCall, ...] = ()
         by_group: FrozenDict[str, tuple[BoundCall, ...]] | None = None
@@ -185,7 +185,8 @@ def compile_step_plans(steps: list[FunctionStep], plate: Plate) -> tuple[StepPla
         plans.append(
             StepPlan(
                 index=index,
-                name=step.name or f"step{index + 1}",
+                name=step.name or f"step{number}",
+                number=number,
                 variable_components=tuple(step.variable_components),  # type: ignore[arg-type]
                 group_by=group,
                 from_pipeline_start=step.input_source is InputSource.PIPELINE_START,

@@ -25,7 +25,7 @@ def declare_output_stores(
 ) -> OutputPlan:
     """Return the :class:`OutputPlan`: the main plate, one plate per materialized step, tables."""
     step_plates = {
-        p.index: output_dir / "steps" / f"{p.index + 1:02d}_{safe_name(p.name)}.ome.zarr"
+        p.index: output_dir / "steps" / f"{p.number:02d}_{safe_name(p.name)}.ome.zarr"
         for p in plans[:-1]
         if p.materialize
     }
