@@ -248,3 +248,5 @@ def test_steps_are_named_by_their_place_in_the_pipeline(tiny_plate: Path, tmp_pa
     assert results["A01"].status == "failed"
     assert results["A01"].error.startswith("step 4 'boom' failed on well A01"), results["A01"].error
     assert [p.name for p in (tmp_path / "o" / "steps").iterdir()] == ["02_norm.ome.zarr"]
+    plan = orch.last_compiled.contexts["A01"].describe()  # what `napari-openhcs validate` prints
+    assert "\n  2. norm: " in plan and "\n  4. boom: " in plan and "off" not in plan

@@ -120,6 +120,6 @@ class ProcessingContext:
                 extra.append("needs " + ",".join(sp.special_inputs))
             if sp.special_outputs:
                 extra.append("makes " + ",".join(sp.special_outputs))
-            lines.append(f"  {sp.index}. {sp.name}: {fn} over [{comps}] from {src} -> {sp.output}"
+            lines.append(f"  {sp.number}. {sp.name}: {fn} over [{comps}] from {src} -> {sp.output}"
                          + (f" ({'; '.join(extra)})" if extra else ""))
         return "\n".join(lines)
