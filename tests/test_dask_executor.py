@@ -273,6 +273,27 @@ def test_workers_that_cannot_see_the_plate_are_refused(plate, client, tmp_path) 
                                         cancel_event=threading.Event())
 
 
+def test_workers_with_too_little_memory_are_reported(plate, client, tmp_path, caplog) -> None:
+    """A well estimated above the workers' memory limit is warned about before it runs."""
+    orch = orchestrator(plate, tmp_path)
+    steps = [FunctionStep(func=max_project, variable_components=[VariableComponents.Z_INDEX])]
+    compiled = orch.compile_pipelines(steps, well_filter=["A01", "A02"])
+    limits = [w["memory_limit"] for w in client.scheduler_info()["workers"].values()]
+    assert len(limits) == 2 and min(limits) > 0
+    create_output_plate(compiled.values())
+    for peak, expected in ((max(limits) + 2**20, True), (min(limits) // 2, False)):
+        contexts = [dataclasses.replace(c, estimated_peak_bytes=peak) for c in compiled.values()]
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="napari_openhcs.core.dask_executor"):
+            results = DaskExecutor(client=client).run(contexts, max_workers=2, emit=lambda e: None,
+                                                      cancel_event=threading.Event())
+        assert all(r.status == "done" for r in results.values())  # a warning, not a refusal
+        warned = [r.getMessage() for r in caplog.records if "memory limit" in r.getMessage()]
+        assert bool(warned) == expected, warned
+        if expected:
+            assert warned[0].startswith("2 of 2 Dask workers") and f"{peak / 2**20:.0f} MiB" in warned[0]
+
+
 def test_gpu_wells_only_go_to_gpu_workers(plate, client, cluster, tmp_path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     dask_cli = Path(sys.executable).with_name("dask")

@@ -65,6 +65,16 @@ def _finish_event(result: WellResult) -> Any:
     return WellFinished(result.well, result)
 
 
+def _worker_info(client: Any) -> dict[str, Any]:
+    """The scheduler's record of every connected worker (address -> info)."""
+    try:
+        # releases from mid-2025 to mid-2026 list only five workers unless asked for all
+        info = client.scheduler_info(n_workers=-1)
+    except TypeError:
+        info = client.scheduler_info()
+    return dict(info.get("workers", {}))
+
+
 class DaskExecutor:
     """Run wells as Dask tasks, one task per well.
 
@@ -190,10 +200,30 @@ class DaskExecutor:
         if not problems:
             logger.info("no Dask worker connected yet; wells wait for workers to join")
         if gpu:
-            workers = client.scheduler_info().get("workers", {})
+            workers = _worker_info(client)
             if workers and not any(w.get("resources", {}).get("GPU") for w in workers.values()):
                 logger.warning("GPU wells need workers started with `--resources GPU=1`; none is "
                                "connected, so these wells wait until one joins")
+
+    def _check_memory(self, client: Any, contexts: list[ProcessingContext]) -> None:
+        """Warn when connected workers have a memory limit below a well's estimated peak."""
+        peak = max(c.estimated_peak_bytes for c in contexts)
+        try:
+            workers = _worker_info(client)
+        except Exception as exc:  # a broken check must not hide the run's own errors
+            logger.warning("could not read the Dask workers' memory limits: %s", exc)
+            return
+        limits = {addr: int(w.get("memory_limit") or 0) for addr, w in workers.items()}
+        small = {addr: limit for addr, limit in limits.items() if 0 < limit < peak}
+        if small:
+            logger.warning(
+                "%d of %d Dask workers have a memory limit below a well's estimated peak of %.0f MiB "
+                "(smallest: %.0f MiB, %s). The nanny restarts a worker that reaches 95 %% of its "
+                "limit, and a well lost that way more than %d time(s) is reported as failed; start "
+                "the workers with a larger `--memory-limit` if wells fail that way",
+                len(small), len(limits), peak / 2**20, min(small.values()) / 2**20,
+                min(small, key=small.__getitem__), self.retries,
+            )
 
     # ---------------------------------------------------------------- run
     def run(
@@ -225,6 +255,8 @@ class DaskExecutor:
         with self._connect(n, gpu) as (client, remote):
             if remote and self.check_workers:
                 self._check_remote(client, contexts, gpu)
+            if self.check_workers:
+                self._check_memory(client, contexts)
             return _DaskRun(client, contexts, self.retries, use_worker_gpu=remote).run(emit, cancel_event)
 
 
