@@ -57,7 +57,12 @@ class StepPlan:
     @property
     def label(self) -> str:
         """``step N 'name'``, N being the step's place in the pipeline as written."""
-        return f"step {self.number} '{self.name}'"
+        return step_label(self.number, self.name)
+
+
+def step_label(number: int, name: str) -> str:
+    """How messages name a step: ``step N 'name'`` (N from 1, disabled steps counted)."""
+    return f"step {number} '{name}'"
 
 
 @dataclass(frozen=True)

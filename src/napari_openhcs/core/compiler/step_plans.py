@@ -15,7 +15,7 @@ from typing import Any
 from ...functions.registry import METADATA_INPUTS, function_info, registered_name
 from ...microscopes.plate import Plate
 from ..components import Component
-from ..context import BoundCall, StepPlan
+from ..context import BoundCall, StepPlan, step_label
 from ..frozen import FrozenDict
 from ..steps import FunctionStep, InputSource
 
@@ -136,7 +136,7 @@ def compile_step_plans(steps: list[FunctionStep], plate: Plate) -> tuple[StepPla
     if not enabled and not problems:
         problems.append("the pipeline has no enabled steps")
     for index, (number, step) in enumerate(enabled):
-        label = f"step {number} '{step.name}'"
+        label = step_label(number, step.name)
         group = step.group_by if isinstance(step.group_by, Component) else None
         calls: tuple[BoundCall, ...] = ()
         by_group: FrozenDict[str, tuple[BoundCall, ...]] | None = None
