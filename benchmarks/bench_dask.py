@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import distributed
 
-    from napari_openhcs.core.dask_executor import DaskExecutor
+    from napari_openhcs.core.workers.dask_cluster import DaskExecutor
     from napari_openhcs.testing import make_synthetic_plate
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:

@@ -37,7 +37,7 @@ def profile_engine_well(plate: Path, well: str, out_dir: Path, profiler: cProfil
     contexts = orch.compile_pipelines(steps, well_filter=[well])
     ctx = contexts[well]
     out_dir.mkdir(parents=True, exist_ok=True)
-    _plate_writers(ctx.output, provenance(orch, steps, ctx.output))
+    _plate_writers(ctx.output, provenance(orch.plate, steps, ctx.output))
     execute_well(ctx)  # warm-up: imports, page cache
     t0 = time.perf_counter()
     profiler.enable()

@@ -56,7 +56,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 OPENHCS_LARGE_S = {1: 39.0, 2: 29.0}
 SPEEDUP_OVER_OPENHCS = 4.0
 #: What a worker process imports to run a well (timed for the "import engine" figure).
-ENGINE_MODULES = ("napari_openhcs.core.execution, napari_openhcs.functions._catalog, "
+ENGINE_MODULES = ("napari_openhcs.core.workers.local, napari_openhcs.functions._catalog, "
                   "napari_openhcs.io.omezarr_writer, tifffile, zarr")
 
 

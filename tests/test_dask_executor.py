@@ -21,13 +21,13 @@ from napari_openhcs.testing.faults import hang, kill_worker_always, kill_worker_
 
 distributed = pytest.importorskip("distributed")
 
-from napari_openhcs.core._dask_worker import (  # noqa: E402
+from napari_openhcs.core.workers.dask_cluster import DaskClusterError, DaskExecutor  # noqa: E402
+from napari_openhcs.core.workers.dask_task import (  # noqa: E402
     ALREADY_WRITTEN_NOTE,
     completed_result,
     on_worker_gpu,
     run_well_task,
 )
-from napari_openhcs.core.dask_executor import DaskClusterError, DaskExecutor  # noqa: E402
 
 WELLS = ("A01", "A02", "B01", "B02")
 
@@ -231,7 +231,7 @@ def test_well_that_kills_every_worker_fails_and_others_complete(plate, client, t
 
 
 def test_well_past_its_timeout_is_abandoned_and_not_written(plate, client, tmp_path, monkeypatch) -> None:
-    import napari_openhcs.core.dask_executor as dx
+    import napari_openhcs.core.workers.dask_cluster as dx
 
     monkeypatch.setattr(dx, "HANG_GRACE_S", 0.5)
     orch = PipelineOrchestrator(plate, global_config=GlobalPipelineConfig(
@@ -284,7 +284,7 @@ def test_workers_with_too_little_memory_are_reported(plate, client, tmp_path, ca
     for peak, expected in ((max(limits) + 2**20, True), (min(limits) // 2, False)):
         contexts = [dataclasses.replace(c, estimated_peak_bytes=peak) for c in compiled.values()]
         caplog.clear()
-        with caplog.at_level("WARNING", logger="napari_openhcs.core.dask_executor"):
+        with caplog.at_level("WARNING", logger="napari_openhcs.core.workers.dask_cluster"):
             results = DaskExecutor(client=client).run(contexts, max_workers=2, emit=lambda e: None,
                                                       cancel_event=threading.Event())
         assert all(r.status == "done" for r in results.values())  # a warning, not a refusal
@@ -339,8 +339,8 @@ def test_gpu_context_runs_on_the_worker_gpu(plate, tmp_path) -> None:
 
 def test_importing_the_engine_or_the_executor_module_does_not_import_dask() -> None:
     code = ("import sys, napari_openhcs; from napari_openhcs import PipelineOrchestrator;"
-            "import napari_openhcs.core.plate_run, napari_openhcs.core.execution, "
-            "napari_openhcs.core.dask_executor, napari_openhcs.cli;"
+            "import napari_openhcs.core.plate_run, napari_openhcs.core.workers.local, "
+            "napari_openhcs.core.workers.dask_cluster, napari_openhcs.cli;"
             "bad=[m for m in sys.modules if m.split('.')[0] in ('dask','distributed')];"
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

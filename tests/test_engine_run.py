@@ -231,6 +231,54 @@ def test_engine_import_pulls_in_no_napari_or_qt() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def _core_import_graph() -> dict[str, set[str]]:
+    """Every import between modules of ``napari_openhcs.core`` (lazy and type-only ones too)."""
+    import ast
+
+    import napari_openhcs.core as core
+
+    root = Path(core.__file__).parent
+    modules = {".".join(("core", *p.relative_to(root).with_suffix("").parts)).removesuffix(".__init__"): p
+               for p in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+                if node.level and node.module:
+                    base = [*base, *node.module.split(".")]
+                for alias in node.names:
+                    for candidate in (".".join([*base, alias.name]), ".".join(base)):
+                        if candidate in modules and candidate != name:
+                            targets.add(candidate)
+                            break
+        graph[name] = targets
+    return graph
+
+
+def test_engine_modules_import_each_other_in_one_direction() -> None:
+    """No import cycle inside the engine's core (orchestrator -> plate run/preview, never back)."""
+    graph = _core_import_graph()
+    assert "core.plate_run" in graph["core.orchestrator"]
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if nxt.startswith(node + ".") or node.startswith(nxt + "."):
+                continue  # a package and its own modules
+            assert state.get(nxt) != 1, " -> ".join([*path, node, nxt])
+            if nxt not in state:
+                visit(nxt, [*path, node])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
 def test_steps_are_named_by_their_place_in_the_pipeline(tiny_plate: Path, tmp_path: Path) -> None:
     """Messages and step output folders count disabled steps, as the pipeline file does."""
     from napari_openhcs.testing.faults import raise_error

@@ -14,7 +14,7 @@ import pytest
 
 from engine_steps import max_project, require_env
 from napari_openhcs import FunctionStep, GlobalPipelineConfig, PipelineOrchestrator, VariableComponents
-from napari_openhcs.core import _start
+from napari_openhcs.core.workers import start as worker_start
 from napari_openhcs.testing import make_synthetic_plate
 
 HAS_FORKSERVER = "forkserver" in mp.get_all_start_methods()
@@ -26,23 +26,23 @@ def tiny_plate(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_default_start_method_and_override(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
-    monkeypatch.delenv(_start.START_METHOD_ENV, raising=False)
-    assert _start.start_method() == ("forkserver" if HAS_FORKSERVER else "spawn")
-    monkeypatch.setenv(_start.START_METHOD_ENV, "spawn")
-    assert _start.start_method() == "spawn"
-    assert _start.worker_context().get_start_method() == "spawn"
-    monkeypatch.setenv(_start.START_METHOD_ENV, "fork")  # not offered: threads of the caller would be copied
-    with caplog.at_level(logging.WARNING, logger=_start.__name__):
-        assert _start.start_method() == ("forkserver" if HAS_FORKSERVER else "spawn")
+    monkeypatch.delenv(worker_start.START_METHOD_ENV, raising=False)
+    assert worker_start.start_method() == ("forkserver" if HAS_FORKSERVER else "spawn")
+    monkeypatch.setenv(worker_start.START_METHOD_ENV, "spawn")
+    assert worker_start.start_method() == "spawn"
+    assert worker_start.worker_context().get_start_method() == "spawn"
+    monkeypatch.setenv(worker_start.START_METHOD_ENV, "fork")  # not offered: copies the caller's threads
+    with caplog.at_level(logging.WARNING, logger=worker_start.__name__):
+        assert worker_start.start_method() == ("forkserver" if HAS_FORKSERVER else "spawn")
     assert "not usable" in caplog.text
 
 
 def test_background_imports_import_and_leave_failures_to_the_import_that_needs_them() -> None:
     sys.modules.pop("colorsys", None)
-    thread = _start.import_in_background(("napari_openhcs_no_such_module", "colorsys"))
+    thread = worker_start.import_in_background(("napari_openhcs_no_such_module", "colorsys"))
     thread.join(10)
     assert not thread.is_alive() and "colorsys" in sys.modules
-    assert "numcodecs.blosc" in _start.BACKGROUND_IMPORTS and "zarr" not in _start.PRELOAD
+    assert "numcodecs.blosc" in worker_start.BACKGROUND_IMPORTS and "zarr" not in worker_start.PRELOAD
 
 
 @pytest.mark.parametrize("method", ["forkserver", "spawn"])
@@ -51,7 +51,7 @@ def test_workers_see_the_environment_of_the_run_not_of_the_server(
 ) -> None:
     if method not in mp.get_all_start_methods():
         pytest.skip(f"{method} is not available on this platform; the other start method is tested")
-    monkeypatch.setenv(_start.START_METHOD_ENV, method)
+    monkeypatch.setenv(worker_start.START_METHOD_ENV, method)
     orch = PipelineOrchestrator(
         tiny_plate, global_config=GlobalPipelineConfig(num_workers=2, output_dir=tmp_path / "out")
     ).initialize()  # starts the fork server (if any) before the variable below exists
@@ -80,7 +80,7 @@ def test_workers_see_the_environment_of_the_run_not_of_the_server(
 _ON_HEAP = """
 import sys
 import numpy as np
-from napari_openhcs.core._worker_process import keep_arrays_on_the_heap
+from napari_openhcs.core.workers.process import keep_arrays_on_the_heap
 if sys.argv[1] == "fix":
     keep_arrays_on_the_heap()
 heap = []
@@ -143,7 +143,7 @@ if __name__ == "__main__":
     results = orch.initialize().run(steps, max_workers=1)
     print("DONE", json.dumps({"statuses": sorted({r.status for r in results.values()}),
                               "server": forkserver._forkserver._forkserver_pid,
-                              "hook_in_caller": "napari_openhcs.core._server_exit" in sys.modules}))
+                              "hook_in_caller": "napari_openhcs.core.workers.server_exit" in sys.modules}))
 """
 
 
@@ -153,7 +153,7 @@ def test_the_fork_server_ends_with_the_caller(tiny_plate: Path, tmp_path: Path) 
     script = tmp_path / "guarded.py"
     script.write_text(_GUARDED, encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), *sys.path]))
-    env.pop(_start.START_METHOD_ENV, None)
+    env.pop(worker_start.START_METHOD_ENV, None)
     done = subprocess.run([sys.executable, str(script), str(tiny_plate), str(tmp_path / "out")], env=env,
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)  # returns at EOF
     line = [ln for ln in done.stdout.splitlines() if ln.startswith("DONE")]

@@ -26,7 +26,7 @@ def test_worker_killed_once_is_retried_and_the_well_succeeds(
         nothing_lost: Callable[..., None]) -> None:
     marker = tmp_path / "killed-once"
     out = tmp_path / "out"
-    with caplog.at_level(logging.WARNING, logger="napari_openhcs.core.execution"):
+    with caplog.at_level(logging.WARNING, logger="napari_openhcs.core.workers.local"):
         results = run(tiny_plate, out, pipeline(kill_marker=marker), executor="processes", num_workers=2)
     assert marker.exists(), "no worker was killed: the test did not exercise the fault"
     retried = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
@@ -41,7 +41,7 @@ def test_worker_killed_every_time_fails_its_well_after_one_retry(
     plate = copy_plate(tiny_plate, tmp_path / "plate")
     mark_tile(tiles(plate, BAD, site=1, wave=2)[0])
     out = tmp_path / "out"
-    with caplog.at_level(logging.WARNING, logger="napari_openhcs.core.execution"):
+    with caplog.at_level(logging.WARNING, logger="napari_openhcs.core.workers.local"):
         results = run(plate, out, pipeline("kill_always"), executor="processes", num_workers=2)
     retried = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
     assert len(retried) == 1 and retried[0].startswith(f"well {BAD}:"), retried

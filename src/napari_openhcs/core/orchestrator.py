@@ -116,7 +116,7 @@ class PipelineOrchestrator:
         if self.plate_path.exists() and (self.config.executor == "processes" or (
             self.config.executor == "dask" and not self.config.dask_scheduler
         )):  # local worker processes: their fork server's imports overlap reading and compiling
-            from ._start import DASK_PRELOAD, start_worker_server
+            from .workers.start import DASK_PRELOAD, start_worker_server
 
             start_worker_server(DASK_PRELOAD if self.config.executor == "dask" else ())
         self.plate = open_plate(self.plate_path, microscope=self.config.microscope, source=self.config.source)
@@ -220,7 +220,8 @@ class PipelineOrchestrator:
         if self.last_compiled is not None and self.last_compiled.contexts is compiled_contexts:
             workers = min(workers, self.last_compiled.memory.workers)
         results = run_plate(
-            self,
+            self._require(),
+            self.config,
             list(pipeline_definition),
             compiled_contexts,
             workers=workers,
@@ -273,10 +274,14 @@ class PipelineOrchestrator:
         """
         from .preview import preview_well
 
-        self._require()
-        return preview_well(
-            self, steps, well, site=site, start_step=start_step, previous=previous, cancel_event=cancel_event
-        )
+        plate = self._require()
+        assert self.output_dir is not None
+        config = self.config.replace(executor="threads", num_workers=1)
+        compiled = compile_plate(plate, list(steps), config, self.output_dir,
+                                 self.pipeline_hash(steps), [well])
+        context = next(iter(compiled.contexts.values()))
+        return preview_well(context, site=site, start_step=start_step, previous=previous,
+                            cancel_event=cancel_event)
 
 
 def _safe_callback(callback: Callable[[Any], None] | None) -> Callable[[Any], None]:

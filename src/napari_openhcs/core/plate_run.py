@@ -12,18 +12,17 @@ import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..microscopes.plate import Plate
+from .config import GlobalPipelineConfig
 from .context import OutputPlan, ProcessingContext
 from .errors import OutputLocationError
 from .events import WellFinished
-from .execution import get_executor
 from .results import WellResult
 from .steps import FunctionStep
 from .well_output import settle_pending_tables
-
-if TYPE_CHECKING:
-    from .orchestrator import PipelineOrchestrator
+from .workers.local import get_executor
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +39,10 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def provenance(orch: PipelineOrchestrator, steps: list[FunctionStep], output: OutputPlan) -> dict[str, Any]:
+def provenance(plate: Plate, steps: list[FunctionStep], output: OutputPlan) -> dict[str, Any]:
     """Return the provenance record stored in the output plate's attributes."""
     from .pipeline_io import PipelineFileError, pipeline_to_data
 
-    plate = orch.plate
-    assert plate is not None
     try:
         pipeline: Any = pipeline_to_data(steps)
     except PipelineFileError:
@@ -94,7 +91,8 @@ def _combine_tables(output: OutputPlan) -> None:
 
 
 def run_plate(
-    orch: PipelineOrchestrator,
+    plate: Plate,
+    config: GlobalPipelineConfig,
     steps: list[FunctionStep],
     contexts: dict[str, ProcessingContext],
     *,
@@ -114,7 +112,7 @@ def run_plate(
     except OSError as exc:
         raise OutputLocationError(f"cannot create output folder {output.output_dir}: {exc}") from None
     with OutputLock(output.output_dir):
-        writers = _plate_writers(output, provenance(orch, steps, output))
+        writers = _plate_writers(output, provenance(plate, steps, output))
         main = writers[0]
         done = main.completed_wells()
         settle_pending_tables(output.tables_dir, done)  # left by a killed run
@@ -125,7 +123,7 @@ def run_plate(
             record = done.get(well) or {}
             if (
                 well in done
-                and not orch.config.overwrite
+                and not config.overwrite
                 and record.get("pipeline_hash") == output.pipeline_hash
             ):
                 results[well] = WellResult(
@@ -141,7 +139,7 @@ def run_plate(
                 logger.info(
                     "well %s: recomputing (%s)",
                     well,
-                    "overwrite" if orch.config.overwrite else "different pipeline",
+                    "overwrite" if config.overwrite else "different pipeline",
                 )
                 for w in writers:
                     w.remove_well(well)
@@ -161,7 +159,7 @@ def run_plate(
             emit(event)
 
         if isinstance(executor, str):
-            options = {"scheduler_address": orch.config.dask_scheduler} if executor == "dask" else {}
+            options = {"scheduler_address": config.dask_scheduler} if executor == "dask" else {}
             runner = get_executor(executor, **options)
         else:
             runner = executor

@@ -11,20 +11,17 @@ import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .components import Component
+from .context import ProcessingContext
 from .errors import StepExecutionError, WellCancelledError
 from .raw_images import read_well
-from .steps import FunctionStep
 from .well_output import _is_table, _table_rows, output_channels, state_to_fields
 from .well_runner import run_steps
 from .well_state import SpecialStore, WellState
-
-if TYPE_CHECKING:
-    from .orchestrator import PipelineOrchestrator
 
 
 @dataclass
@@ -77,23 +74,18 @@ def _step_preview(index: int, name: str, state: WellState, ctx: Any, elapsed: fl
 
 
 def preview_well(
-    orch: PipelineOrchestrator,
-    steps: list[FunctionStep],
-    well: str,
+    ctx: ProcessingContext,
     *,
     site: int | None = None,
     start_step: int = 0,
     previous: WellPreview | None = None,
     cancel_event: threading.Event | None = None,
 ) -> WellPreview:
-    """See :meth:`PipelineOrchestrator.preview_well`."""
-    from .compiler import compile_plate
+    """Run one compiled well (or one of its sites), keeping every step's output.
 
-    assert orch.plate is not None and orch.output_dir is not None
-    config = orch.config.replace(executor="threads", num_workers=1)
-    compiled = compile_plate(orch.plate, list(steps), config, orch.output_dir,
-                             orch.pipeline_hash(steps), [well])
-    ctx = next(iter(compiled.contexts.values()))
+    See :meth:`PipelineOrchestrator.preview_well`, which compiles ``ctx``.
+    """
+    well = ctx.well
     if site is not None:
         records = tuple(r for r in ctx.inputs.records if r.site == site)
         if not records:

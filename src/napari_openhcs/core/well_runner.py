@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from ._worker_process import trim_heap
 from .components import Component
 from .context import BoundCall, ProcessingContext, StepPlan, WellInput
 from .errors import StepExecutionError, WellCancelledError
@@ -36,6 +35,7 @@ from .well_state import (
     stack_images,
     take_stack,
 )
+from .workers.process import trim_heap
 
 logger = logging.getLogger(__name__)
 

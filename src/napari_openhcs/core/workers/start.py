@@ -36,8 +36,8 @@ START_METHOD_ENV = "NAPARI_OPENHCS_START_METHOD"
 
 #: Modules the fork server imports once, before forking workers.
 PRELOAD = (
-    "napari_openhcs.core._server_exit",  # first, so that its exit hook runs after the others'
-    "napari_openhcs.core.execution",
+    "napari_openhcs.core.workers.server_exit",  # first, so that its exit hook runs after the others'
+    "napari_openhcs.core.workers.local",
     "napari_openhcs.core.well_output",
     "napari_openhcs.functions._catalog",
     "tifffile",

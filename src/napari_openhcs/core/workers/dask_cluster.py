@@ -1,6 +1,6 @@
 """``DaskExecutor``: run a plate's wells on a Dask ``distributed`` cluster.
 
-Each well is one Dask task (:func:`._dask_worker.run_well_task`). The frozen
+Each well is one Dask task (:func:`.dask_task.run_well_task`). The frozen
 :class:`~napari_openhcs.core.context.ProcessingContext` is shipped to a worker,
 which reads the well's raw images and writes the well straight into the shared
 output plate; only the small :class:`~napari_openhcs.core.results.WellResult`
@@ -32,11 +32,11 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from ._dask_worker import ALREADY_WRITTEN_NOTE, check_paths, completed_result, decode_event, run_well_task
-from .context import ProcessingContext
-from .errors import OpenHCSError
-from .events import WellFailed, WellFinished, WellStarted
-from .results import WellResult
+from ..context import ProcessingContext
+from ..errors import OpenHCSError
+from ..events import WellFailed, WellFinished, WellStarted
+from ..results import WellResult
+from .dask_task import ALREADY_WRITTEN_NOTE, check_paths, completed_result, decode_event, run_well_task
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class DaskExecutor:
         # that another well killed, and long wells balance over the workers; worker
         # processes start like the local pool's (forked by the server that has the engine
         # imported, where there is one), so they do not import the engine each
-        from ._start import DASK_PRELOAD, start_method, start_worker_server
+        from .start import DASK_PRELOAD, start_method, start_worker_server
 
         start_worker_server(DASK_PRELOAD)
         with dask.config.set({"distributed.scheduler.allowed-failures": self.retries,

@@ -1,6 +1,6 @@
 """The Dask task that runs one well on a worker, and what it shares with the client.
 
-Imported by Dask workers (and by :mod:`.dask_executor`), never by
+Imported by Dask workers (and by :mod:`.dask_cluster`), never by
 ``import napari_openhcs``. A task reads its well's raw images, runs the steps and
 writes the well straight into the shared output plate with
 :func:`~napari_openhcs.core.well_runner.execute_well`; only the small
@@ -19,9 +19,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .context import ProcessingContext
-from .events import StepFinished, WellStarted
-from .results import WellResult
+from ..context import ProcessingContext
+from ..events import StepFinished, WellStarted
+from ..results import WellResult
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def decode_event(message: Any) -> Any | None:
 
 def well_folder(context: ProcessingContext) -> Path:
     """Return the final folder of the context's well in the output plate."""
-    from ..io import HCSPlateWriter
+    from ...io import HCSPlateWriter
 
     out = context.output
     writer = HCSPlateWriter(out.plate_path, plate_name=out.plate_name, rows=out.rows, columns=out.columns)
@@ -65,7 +65,7 @@ def completed_result(context: ProcessingContext) -> WellResult | None:
     second time. (A plate run removes stale wells before it starts, so a complete
     well found here was written during this run.)
     """
-    from ..io._ngff import ATTRS_KEY
+    from ...io._ngff import ATTRS_KEY
 
     path = well_folder(context) / "zarr.json"
     try:
@@ -130,8 +130,8 @@ def run_well_task(
     from distributed import Event, get_worker
     from distributed.utils import sync
 
-    from ._worker_process import keep_arrays_on_the_heap
-    from .well_runner import execute_well
+    from ..well_runner import execute_well
+    from .process import keep_arrays_on_the_heap
 
     keep_arrays_on_the_heap()
     worker = get_worker()

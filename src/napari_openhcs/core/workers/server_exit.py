@@ -12,6 +12,6 @@ from __future__ import annotations
 
 import atexit
 
-from ._start import exit_without_teardown
+from .start import exit_without_teardown
 
 atexit.register(exit_without_teardown)

@@ -1,7 +1,7 @@
 """Executors: run compiled wells in parallel and report progress.
 
 ``processes`` (default) is a small supervisor over worker processes (forked by a
-server that has the engine imported, or started with ``spawn``; see :mod:`._start`).
+server that has the engine imported, or started with ``spawn``; see :mod:`.start`).
 Each worker gets its wells one at a time on its own queue, so the supervisor always
 knows which well a worker is running: a worker that dies (killed by the OOM killer,
 a crash in native code) costs only its own well, which is retried once; a well that
@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
 
-from ._start import exit_without_teardown, worker_context
-from .context import ProcessingContext
-from .events import WellFailed, WellFinished, WellStarted
-from .results import WellResult
-from .well_runner import execute_well
+from ..context import ProcessingContext
+from ..events import WellFailed, WellFinished, WellStarted
+from ..results import WellResult
+from ..well_runner import execute_well
+from .start import exit_without_teardown, worker_context
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ def _worker_main(tasks: Any, results: Any, cancel: Any, environ: dict[str, str])
     ``environ`` is the supervisor's environment when it started the worker (a
     fork-server child would otherwise see the server's, from when it started).
     """
-    from ._start import import_in_background
-    from ._worker_process import keep_arrays_on_the_heap, release_free_memory, use_one_malloc_arena
+    from .process import keep_arrays_on_the_heap, release_free_memory, use_one_malloc_arena
+    from .start import import_in_background
 
     if os.environ != environ:
         os.environ.clear()
@@ -288,7 +288,7 @@ def get_executor(name: str, **options: Any) -> Any:
     if name == "threads":
         return ThreadExecutor()
     if name == "dask":
-        from .dask_executor import DaskExecutor  # optional dependency
+        from .dask_cluster import DaskExecutor  # optional dependency
 
         return DaskExecutor(**options)
     raise ValueError(f"unknown executor {name!r}; use 'processes', 'threads' or 'dask'")
