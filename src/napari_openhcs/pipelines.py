@@ -16,8 +16,14 @@ def stitching_pipeline(low: float = 0.5, high: float = 99.5) -> list[FunctionSte
     """Normalize, find tile positions on a channel composite, assemble every channel and z.
 
     normalize (per channel and z, a well's tiles together) → mean of the channels →
-    max over z → tile positions (phase correlation) → normalize the raw tiles again →
-    assemble every channel and z with those positions (linear blend) → max over z.
+    max over z → mean over time → tile positions (phase correlation) → normalize the raw
+    tiles again → assemble every channel, z and timepoint with those positions (linear
+    blend) → max over z.
+
+    The positions are solved once per well, on the mean over the timepoints, and used
+    for every timepoint: all timepoints of a well share one set of tile positions and
+    one mosaic (a stage that drifts by a fraction of a pixel between timepoints gives
+    the same canvas at every timepoint).
     """
     norm = (_f("percentile_normalize"), {"low": low, "high": high})
     return [
@@ -35,6 +41,11 @@ def stitching_pipeline(low: float = 0.5, high: float = 99.5) -> list[FunctionSte
         ),
         FunctionStep(
             func=_f("max_projection"), name="max over z", variable_components=[VariableComponents.Z_INDEX]
+        ),
+        FunctionStep(
+            func=_f("mean_projection"),
+            name="mean over time",
+            variable_components=[VariableComponents.TIMEPOINT],
         ),
         FunctionStep(
             func=_f("compute_tile_positions"),

@@ -284,11 +284,20 @@ def cut_tile(canvas: np.ndarray, origin: np.ndarray, tile_shape: tuple[int, int]
              rng: np.random.Generator) -> np.ndarray:
     """Cut one tile at ``origin`` and add camera noise; return it as uint16.
 
-    Shot noise uses the Gaussian approximation of Poisson noise (variance = signal),
-    plus Gaussian read noise and the camera offset.
+    A fractional ``origin`` (stage drift between timepoints) is cut by linear
+    interpolation of the canvas. Shot noise uses the Gaussian approximation of Poisson
+    noise (variance = signal), plus Gaussian read noise and the camera offset.
     """
-    y, x = int(origin[0]), int(origin[1])
+    oy, ox = float(origin[0]), float(origin[1])
+    y, x = int(np.floor(oy)), int(np.floor(ox))
+    fy, fx = oy - y, ox - x
     signal = canvas[y:y + tile_shape[0], x:x + tile_shape[1]]
+    if fy or fx:
+        from scipy import ndimage
+
+        region = canvas[y:y + tile_shape[0] + 1, x:x + tile_shape[1] + 1]
+        signal = ndimage.shift(region, (-fy, -fx), order=1, mode="nearest")[:tile_shape[0], :tile_shape[1]]
+        signal = np.ascontiguousarray(signal, dtype=np.float32)
     noise = rng.standard_normal(signal.shape, dtype=np.float32)
     noise *= np.sqrt(np.maximum(signal, 0.0) + np.float32(READ_NOISE**2))
     noise += signal

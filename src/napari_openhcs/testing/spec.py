@@ -53,6 +53,10 @@ class SyntheticPlateSpec:
         Distance between focal planes in µm.
     projections : bool
         Also write maximum projections (``ZStep_0``) when there are several planes.
+    time_drift_px : float
+        Largest stage drift between timepoints in pixels: from the second timepoint on,
+        each tile is cut at its origin plus a random subpixel-to-pixel offset in
+        ``[-time_drift_px, time_drift_px]`` along each axis (0: tiles repeat exactly).
     """
 
     plate_name: str = "synthetic"
@@ -70,6 +74,7 @@ class SyntheticPlateSpec:
     plate_format: int = 96
     z_step_um: float = 2.0
     projections: bool = True
+    time_drift_px: float = 0.0
 
     def __post_init__(self) -> None:
         # normalise sequences to tuples so the spec stays hashable and comparable
@@ -103,6 +108,8 @@ class SyntheticPlateSpec:
             problems.append(f"overlap {self.overlap} must be in [0, 0.9)")
         if self.jitter_px < 0:
             problems.append(f"jitter_px {self.jitter_px} must be >= 0")
+        if not 0.0 <= self.time_drift_px <= max(self.jitter_px, 1):
+            problems.append(f"time_drift_px {self.time_drift_px} must be in [0, max(jitter_px, 1)]")
         if not 1 <= len(self.channels) <= 9:
             problems.append("channels must name 1 to 9 channels (one wave digit in the file name)")
         if len(set(self.channels)) != len(self.channels):

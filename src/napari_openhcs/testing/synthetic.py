@@ -99,6 +99,10 @@ def _write_well(writer: ImageXpressWriter, spec: SyntheticPlateSpec, seed: int, 
                          zstep=zstep, stage_xy_um=(round(cx_um + ox, 3), round(cy_um + oy, 3)),
                          offset_xy_um=(round(ox, 3), round(oy, 3)), z_um=z_value)
 
+    # stage drift between timepoints (none at the first one): tiles move by a fraction of a pixel
+    drift = _rng(seed, 6, w).uniform(-spec.time_drift_px, spec.time_drift_px,
+                                     size=(spec.timepoints, spec.n_sites, 2))
+    drift[0] = 0.0
     for t in range(spec.timepoints):
         canvases = _scene.render_channels(spec, geo.canvas_shape, nuclei, t, _rng(seed, 4, w))
         for c, canvas in enumerate(canvases):
@@ -108,7 +112,7 @@ def _write_well(writer: ImageXpressWriter, spec: SyntheticPlateSpec, seed: int, 
                 zstep = None if zsteps == [None] else zi + 1
                 for s in range(spec.n_sites):
                     noise = _rng(seed, 5, w, t, c, zi, s)
-                    tile = _scene.cut_tile(blurred, geo.true[s], spec.tile_shape, noise)
+                    tile = _scene.cut_tile(blurred, geo.true[s] + drift[t, s], spec.tile_shape, noise)
                     writer.write_image(tile, info(s, c, t, zstep, z_um[zi]))
                     if writer.with_projection:
                         prev = projection[s]
