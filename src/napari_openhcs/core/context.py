@@ -97,6 +97,10 @@ class OutputPlan:
     tables_dir: Path
     pipeline_hash: str
     compression_level: int  # the run's GlobalPipelineConfig.compression_level
+    #: ``(Y, X)`` image shape of every well of a plate, by the index of the step that
+    #: writes it (the last step for the main plate); a plate not listed keeps the
+    #: shape its images have (unstitched tiles)
+    canvases: FrozenDict[int, tuple[int, int]] = FrozenDict({})
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ class WellPreview:
 
 def _step_preview(index: int, name: str, state: WellState, ctx: Any, elapsed: float,
                   new_specials: list[tuple[str, Any]]) -> StepPreview:
-    sites, fields = state_to_fields(state)
+    sites, fields, _, _ = state_to_fields(state)
     chans = output_channels(state, ctx.inputs)
     # fields are (T, C, Z, Y, X); napari layers want channel first
     per_site = {s: np.moveaxis(f, 1, 0) for s, f in zip(sites, fields)}

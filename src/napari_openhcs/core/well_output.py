@@ -63,29 +63,127 @@ def output_channels(state: WellState, inputs: WellInput) -> list[tuple[int, str,
     return out
 
 
-def state_to_fields(state: WellState) -> tuple[list[int], list[np.ndarray]]:
+class CanvasTooSmallError(ValueError):
+    """A well's image is larger than the plate's canvas."""
+
+
+def state_to_fields(
+    state: WellState, canvas: tuple[int, int] | None = None
+) -> tuple[list[int], list[np.ndarray], list[list[tuple[int, int, int]]], list[tuple[int, int]]]:
     """Arrange a state's images into one ``(T, C, Z, Y, X)`` array per site.
 
-    Images missing from the full (t, c, z) grid (a channel without z-planes, say)
-    are left at zero. Raises ``ValueError`` if images of a field differ in shape.
+    Parameters
+    ----------
+    state
+        The well's images.
+    canvas
+        ``(Y, X)`` of every field (the plate's canvas): each image is placed at the
+        top-left corner and the rest is the fill value (0). ``None``: the fields take
+        the shape of their images, which must then all be one shape.
+
+    Returns
+    -------
+    sites, fields, missing, extents
+        The site of each field, its array, the ``(t, c, z)`` slots that have no image
+        (a channel without z-planes, say: left at the fill value, never data), and the
+        ``(Y, X)`` extent of the real images inside the canvas.
+
+    Raises
+    ------
+    ValueError
+        Without a canvas, images of a field differ in shape; with one, an image is
+        larger than the canvas (:class:`CanvasTooSmallError`).
     """
     sites = sorted({k[0] for k in state.images})
     chans = sorted({k[1] for k in state.images})
     zs = sorted({k[2] for k in state.images})
     ts = sorted({k[3] for k in state.images})
     dtype = np.result_type(*{a.dtype for a in state.images.values()})
-    fields = []
+    fields, missing, extents = [], [], []
     for s in sites:
         keys = [k for k in state.images if k[0] == s]
         shapes = {state.images[k].shape for k in keys}
-        if len(shapes) != 1:
-            raise ValueError(f"site {s}: images differ in shape {sorted(shapes)}; cannot write one field")
-        y, x = shapes.pop()
+        extent = (max(sh[0] for sh in shapes), max(sh[1] for sh in shapes))
+        if canvas is None:
+            if len(shapes) != 1:
+                raise ValueError(f"site {s}: images differ in shape {sorted(shapes)}; cannot write one field")
+            y, x = extent
+        else:
+            y, x = canvas
+            if extent[0] > y or extent[1] > x:
+                raise CanvasTooSmallError(
+                    f"the stitched image is {extent[0]} × {extent[1]} px but the plate's canvas is "
+                    f"{y} × {x} px (the largest nominal mosaic of the plate plus a margin for stage "
+                    "error): the tile positions stray further from the stage positions than a "
+                    "stage error can explain; check the positions and stitch_pairs tables, or "
+                    "lower compute_tile_positions' max_shift_px"
+                )
         arr = np.zeros((len(ts), len(chans), len(zs), y, x), dtype=dtype)
+        present = set()
         for k in keys:
-            arr[ts.index(k[3]), chans.index(k[1]), zs.index(k[2])] = state.images[k]
+            img = state.images[k]
+            slot = (ts.index(k[3]), chans.index(k[1]), zs.index(k[2]))
+            arr[slot][: img.shape[0], : img.shape[1]] = img
+            present.add(slot)
+        grid = [(t, c, z) for t in range(len(ts)) for c in range(len(chans)) for z in range(len(zs))]
         fields.append(arr)
-    return sites, fields
+        missing.append([g for g in grid if g not in present])
+        extents.append(extent)
+    return sites, fields, missing, extents
+
+
+#: The special output written as NGFF label images of the well's fields.
+LABELS_OUTPUT = "labels"
+
+
+def label_fields(
+    state: WellState,
+    entries: list[tuple[dict[Component, int], Any]],
+    canvas: tuple[int, int],
+    channel_names: Mapping[int, str],
+) -> list[dict[str, np.ndarray]] | None:
+    """Arrange a ``labels`` special output into NGFF label images, one dict per field.
+
+    Each entry is an integer ``(N, Y, X)`` stack with one plane per field of the well
+    (sites in order), produced for one group (channel, z, timepoint; a component absent
+    from its key applies to every value). Labels of one channel form one label image
+    (``(T, 1, Z, Y, X)`` on the field's canvas), named ``labels`` when one channel has
+    labels, else ``labels-<channel name>``. Returns ``None`` when the entries do not fit
+    the fields (another number of planes, not integers, larger than the canvas): they
+    are then written as arrays under ``tables/``.
+    """
+    sites = sorted({k[0] for k in state.images})
+    zs = sorted({k[2] for k in state.images})
+    ts = sorted({k[3] for k in state.images})
+    for key, value in entries:
+        arr = value if isinstance(value, np.ndarray) else None
+        if (arr is None or arr.ndim != 3 or arr.shape[0] != len(sites) or Component.SITE in key
+                or not np.issubdtype(arr.dtype, np.integer)
+                or arr.shape[1] > canvas[0] or arr.shape[2] > canvas[1]):
+            return None
+        if key.get(Component.TIMEPOINT, ts[0]) not in ts or key.get(Component.Z_INDEX, zs[0]) not in zs:
+            return None
+    by_channel: dict[int | None, list[tuple[dict[Component, int], np.ndarray]]] = {}
+    for key, value in entries:
+        by_channel.setdefault(key.get(Component.CHANNEL), []).append((key, value))
+    dtype = np.result_type(*[v.dtype for _, v in entries])
+    out: list[dict[str, np.ndarray]] = [{} for _ in sites]
+    for chan, group in by_channel.items():
+        name = LABELS_OUTPUT
+        if len(by_channel) > 1:
+            name = f"{LABELS_OUTPUT}-{channel_names.get(chan, f'w{chan}') if chan is not None else 'all'}"
+        name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+        for i in range(len(sites)):
+            arr = np.zeros((len(ts), 1, len(zs), *canvas), dtype=dtype)
+            for key, value in group:
+                t_sel = [ts.index(key[Component.TIMEPOINT])] if Component.TIMEPOINT in key else range(len(ts))
+                z_sel = [zs.index(key[Component.Z_INDEX])] if Component.Z_INDEX in key else range(len(zs))
+                plane = value[i]
+                for t in t_sel:
+                    for z in z_sel:
+                        arr[t, 0, z, : plane.shape[0], : plane.shape[1]] = plane
+            out[i][name] = arr
+    return out
 
 
 def _is_table(value: Any) -> bool:
@@ -167,13 +265,24 @@ class WellWriter:
         self._written_tables.append(pending)
         return pending
 
-    def _write_plate_well(self, plate_path: Path, state: WellState) -> None:
+    def _write_plate_well(self, plate_path: Path, state: WellState, step_index: int,
+                          labels: list[tuple[dict[Component, int], Any]] | None = None) -> bool:
+        """Write the well's image; ``labels`` entries become NGFF label images when they
+        fit the fields. Returns whether they were written as label images."""
         from ..io import HCSPlateWriter, OutputChannel
 
         ctx = self.context
-        _, fields = state_to_fields(state)
+        canvas = ctx.output.canvases.get(step_index)
+        try:
+            _, fields, missing, extents = state_to_fields(state, canvas)
+        except CanvasTooSmallError as exc:
+            raise CanvasTooSmallError(f"well {ctx.well}: {exc}") from None
+        label_images = None
+        if labels and fields:
+            label_images = label_fields(state, labels, tuple(fields[0].shape[-2:]), ctx.inputs.channel_names)
         channels = [OutputChannel(name, color) for _, name, color in output_channels(state, ctx.inputs)]
-        zsp = None if Component.Z_INDEX in state.collapsed else ctx.inputs.z_spacing_um
+        # a projection leaves one z plane; it keeps the axis' unit and the plate's spacing
+        zsp = ctx.inputs.z_spacing_um
         writer = HCSPlateWriter(plate_path, plate_name=ctx.output.plate_name,
                                 rows=ctx.output.rows, columns=ctx.output.columns,
                                 compression_level=ctx.output.compression_level)
@@ -181,24 +290,30 @@ class WellWriter:
             ctx.well, fields, channels=channels, pixel_size_um=ctx.inputs.pixel_size_um,
             z_spacing_um=zsp,
             well_attributes={"pipeline_hash": ctx.output.pipeline_hash},
+            missing_planes=missing,
+            extents=extents if canvas is not None else None,
+            labels=label_images,
             # signed integers are label images: keep labels intact in the pyramid
             downsample="nearest" if fields and np.issubdtype(fields[0].dtype, np.signedinteger) else "mean",
         )
+        return label_images is not None
 
     def write_step(self, plan: StepPlan, state: WellState) -> None:
         """Write a materialized intermediate step's output."""
         t0 = time.perf_counter()
-        self._write_plate_well(Path(plan.output), state)
+        self._write_plate_well(Path(plan.output), state, plan.index)
         self.step_write_seconds += time.perf_counter() - t0
 
-    def write_tables(self, specials: SpecialStore) -> dict[str, str]:
-        """Write special outputs: tables as CSV, arrays as .npy, per well."""
+    def write_tables(self, specials: SpecialStore, skip: tuple[str, ...] = ()) -> dict[str, str]:
+        """Write special outputs (but ``skip``): tables as CSV, arrays as .npz, per well."""
         from ..io import write_table_csv
 
         out: dict[str, str] = {}
         tables_dir = self.context.output.tables_dir
         well = self.context.well
         for name, entries in specials.values.items():
+            if name in skip:
+                continue
             folder = tables_dir / name
             folder.mkdir(parents=True, exist_ok=True)
             if all(_is_table(v) for _, v in entries):
@@ -227,9 +342,18 @@ class WellWriter:
     def write_final(self, state: WellState, specials: SpecialStore) -> dict[str, Any]:
         """Write tables (pending), then the final image (its appearance marks the well
         complete), then give the tables their final names."""
-        outputs: dict[str, Any] = dict(self.write_tables(specials))
-        self._write_plate_well(self.context.output.plate_path, state)
-        outputs["image"] = f"{self.context.output.plate_path}/{self.context.well}"
+        ctx = self.context
+        labels = specials.values.get(LABELS_OUTPUT)
+        fit = None
+        if labels:
+            canvas = ctx.output.canvases.get(ctx.steps[-1].index)
+            shape = canvas or next(iter(state.images.values())).shape[-2:]
+            fit = label_fields(state, labels, tuple(shape), ctx.inputs.channel_names)
+        outputs: dict[str, Any] = dict(self.write_tables(specials, (LABELS_OUTPUT,) if fit else ()))
+        self._write_plate_well(ctx.output.plate_path, state, ctx.steps[-1].index, labels if fit else None)
+        outputs["image"] = f"{ctx.output.plate_path}/{ctx.well}"
+        if fit:
+            outputs[LABELS_OUTPUT] = f"{outputs['image']}/<field>/labels"
         for pending, final in self._pending:
             os.replace(pending, final)
         self._pending.clear()

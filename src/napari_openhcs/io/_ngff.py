@@ -115,8 +115,8 @@ def _axes(
         t["unit"] = "second"
     axes = [t, {"name": "c", "type": "channel"}]
     z: dict[str, Any] = {"name": "z", "type": "space"}
-    if z_spacing_um is not None:
-        z["unit"] = "micrometer"
+    if z_spacing_um is not None or pixel_size_um is not None:
+        z["unit"] = "micrometer"  # every space axis in one unit (scale 1 where z is unknown)
     axes.append(z)
     for n in ("y", "x"):
         ax: dict[str, Any] = {"name": n, "type": "space"}
@@ -210,6 +210,60 @@ def omero(
     }
 
 
-def image_attributes(multiscales_meta: list[dict[str, Any]], omero_meta: dict[str, Any]) -> dict[str, Any]:
-    """Return the attributes of a field (image) group."""
-    return {"ome": {"version": NGFF_VERSION, "multiscales": multiscales_meta, "omero": omero_meta}}
+def image_attributes(
+    multiscales_meta: list[dict[str, Any]],
+    omero_meta: dict[str, Any],
+    custom: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return the attributes of a field (image) group (``custom`` under our key)."""
+    attrs: dict[str, Any] = {
+        "ome": {"version": NGFF_VERSION, "multiscales": multiscales_meta, "omero": omero_meta}
+    }
+    if custom:
+        attrs[ATTRS_KEY] = custom
+    return attrs
+
+
+def label_colors(values: Sequence[int]) -> list[dict[str, Any]]:
+    """Return ``image-label`` ``colors``: a distinct, deterministic RGBA per label value.
+
+    The background (0) is transparent.
+
+    Examples
+    --------
+    >>> label_colors([0, 1])[0]
+    {'label-value': 0, 'rgba': [0, 0, 0, 0]}
+    """
+    out = []
+    for v in sorted({int(v) for v in values}):
+        if v == 0:
+            out.append({"label-value": 0, "rgba": [0, 0, 0, 0]})
+            continue
+        hue = (v * 0.618033988749895) % 1.0  # golden-ratio hues: neighbours differ
+        i, f = int(hue * 6), hue * 6 - int(hue * 6)
+        q, t = 1.0 - f, f
+        rgb = [(1, t, 0), (q, 1, 0), (0, 1, t), (0, q, 1), (t, 0, 1), (1, 0, q)][i % 6]
+        out.append({"label-value": v, "rgba": [int(round(255 * c)) for c in rgb] + [255]})
+    return out
+
+
+def label_image_attributes(
+    multiscales_meta: list[dict[str, Any]], values: Sequence[int]
+) -> dict[str, Any]:
+    """Return the attributes of a label image under ``<image>/labels/<name>``."""
+    return {
+        "ome": {
+            "version": NGFF_VERSION,
+            "multiscales": multiscales_meta,
+            "image-label": {
+                "version": NGFF_VERSION,
+                "colors": label_colors(values),
+                "source": {"image": "../../"},
+            },
+        }
+    }
+
+
+def labels_group_attributes(names: Sequence[str]) -> dict[str, Any]:
+    """Return the attributes of an image's ``labels`` group listing its label images."""
+    return {"ome": {"version": NGFF_VERSION, "labels": list(names)}}

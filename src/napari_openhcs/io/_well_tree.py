@@ -67,17 +67,26 @@ def write_well_tree(
     record: dict[str, Any],
     chunk_yx: int,
     clevel: int = CLEVEL,
+    missing_planes: Sequence[Sequence[tuple[int, int, int]]] | None = None,
+    extents: Sequence[tuple[int, int]] | None = None,
+    labels: Sequence[dict[str, np.ndarray]] | None = None,
 ) -> None:
     """Write a complete well group (fields, pyramids, metadata) into ``folder``.
 
     ``folder`` is a temporary location; the caller renames it into the plate.
+    The chunks of ``missing_planes`` are not written (they read as the fill value);
+    the ``omero`` windows see only the planes present, inside each field's extent.
+    ``labels`` (per field, name → integer ``(T, 1, Z, Y, X)`` array) are written as NGFF
+    label images under ``<field>/labels/<name>``.
     """
     from ._zarr_v3 import write_array, write_document
 
     write_document(folder, _ngff.group_doc(_ngff.well_attributes(len(arrays), record)))
     for i, data in enumerate(arrays):
+        missing = {tuple(int(v) for v in m) for m in (missing_planes[i] if missing_planes else ())}
+        extent = tuple(extents[i]) if extents else tuple(data.shape[-2:])
         levels = build_pyramid(data, method=downsample)
-        windows = [_ngff.channel_window(data[:, c]) for c in range(data.shape[1])]
+        windows = [_window(data, c, missing, extent) for c in range(data.shape[1])]
         meta = _ngff.multiscales(
             name=f"{well}/{i}",
             n_levels=len(levels),
@@ -86,13 +95,65 @@ def write_well_tree(
             time_interval_s=time_interval_s,
             downsample=downsample,
         )
-        attrs = _ngff.image_attributes(meta, _ngff.omero(channels, windows, n_z=data.shape[2]))
+        ours: dict[str, Any] = {"fill_value": 0}
+        if extents:
+            ours["extent"] = {"y": int(extent[0]), "x": int(extent[1])}
+        if missing:
+            ours["missing_planes"] = [list(m) for m in sorted(missing)]
+        attrs = _ngff.image_attributes(meta, _ngff.omero(channels, windows, n_z=data.shape[2]), ours)
         field = folder / str(i)
         write_document(field, _ngff.group_doc(attrs))
         for level, arr in enumerate(levels):
             y, x = arr.shape[-2:]
             write_array(field / str(level), arr, (1, 1, 1, min(y, chunk_yx), min(x, chunk_yx)),
+                        clevel=clevel, dimension_names=_ngff.AXIS_NAMES, skip_planes=missing)
+        if labels and labels[i]:
+            _write_labels(field, well, i, labels[i], pixel_size_um=pixel_size_um,
+                          z_spacing_um=z_spacing_um, time_interval_s=time_interval_s,
+                          chunk_yx=chunk_yx, clevel=clevel)
+
+
+def _write_labels(
+    field: Path,
+    well: str,
+    index: int,
+    labels: dict[str, np.ndarray],
+    *,
+    pixel_size_um: float | None,
+    z_spacing_um: float | None,
+    time_interval_s: float | None,
+    chunk_yx: int,
+    clevel: int,
+) -> None:
+    """Write ``labels`` (name → integer 5-D array) as NGFF label images of ``field``."""
+    from ._zarr_v3 import write_array, write_document
+
+    write_document(field / "labels", _ngff.group_doc(_ngff.labels_group_attributes(list(labels))))
+    for name, data in labels.items():
+        if data.ndim != 5 or not np.issubdtype(data.dtype, np.integer):
+            raise ValueError(f"well {well}, field {index}: label image {name!r} must be a 5-D integer "
+                             f"array, got {data.shape} {data.dtype}")
+        levels = build_pyramid(data, method="nearest")
+        meta = _ngff.multiscales(name=name, n_levels=len(levels), pixel_size_um=pixel_size_um,
+                                 z_spacing_um=z_spacing_um, time_interval_s=time_interval_s,
+                                 downsample="nearest")
+        folder = field / "labels" / name
+        write_document(folder, _ngff.group_doc(_ngff.label_image_attributes(meta, np.unique(data))))
+        for level, arr in enumerate(levels):
+            y, x = arr.shape[-2:]
+            write_array(folder / str(level), arr, (1, 1, 1, min(y, chunk_yx), min(x, chunk_yx)),
                         clevel=clevel, dimension_names=_ngff.AXIS_NAMES)
+
+
+def _window(
+    data: np.ndarray, c: int, missing: set[tuple[int, ...]], extent: tuple[int, ...]
+) -> dict[str, float]:
+    """The ``omero`` window of channel ``c``: planes present only, inside the extent."""
+    planes = [data[t, c, z, : extent[0], : extent[1]]
+              for t in range(data.shape[0]) for z in range(data.shape[2]) if (t, c, z) not in missing]
+    if not planes:
+        return _ngff.channel_window(np.zeros((0,), data.dtype))
+    return _ngff.channel_window(np.stack(planes))
 
 
 def remove_path(path: Path) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -79,11 +79,14 @@ def write_array(
     *,
     clevel: int,
     dimension_names: Sequence[str] | None = None,
+    skip_planes: Collection[tuple[int, ...]] = (),
 ) -> None:
     """Write ``data`` as the Zarr v3 array ``folder`` (metadata and every chunk).
 
     Chunks at the array's far edges are padded with the fill value (0), as Zarr does.
-    Every chunk is written, also one that is all 0. Returns, or raises the first
+    Every chunk is written, also one that is all 0, except those whose leading chunk
+    indices (with one-plane chunks: the ``(t, c, z)`` plane) are in ``skip_planes``:
+    they are left unwritten and read as the fill value. Returns, or raises the first
     failure, only after every chunk write started has ended.
     """
     from numcodecs import Blosc
@@ -111,7 +114,10 @@ def write_array(
         _write_file(folder.joinpath("c", *map(str, index)), codec.encode(block))
 
     with ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="write-chunks") as pool:
-        futures = [pool.submit(write_chunk, index) for index in itertools.product(*grid)]
+        skip = {tuple(p) for p in skip_planes}
+        n_lead = len(next(iter(skip))) if skip else 0
+        futures = [pool.submit(write_chunk, index) for index in itertools.product(*grid)
+                   if not skip or index[:n_lead] not in skip]
         try:
             for future in futures:
                 future.result()

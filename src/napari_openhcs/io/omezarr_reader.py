@@ -125,6 +125,37 @@ class OutputPlate:
         """Return the full-resolution array of every field of ``well`` (lazy)."""
         return [self.levels(well, i)[0] for i in range(len(self.field_paths(well)))]
 
+    def field_attributes(self, well: str, field: int = 0) -> dict[str, Any]:
+        """Return our record of one field: ``extent`` (``{"y", "x"}``: the real image
+        inside the plate's canvas, when padded), ``missing_planes`` (``[t, c, z]`` slots
+        with no image, left at ``fill_value``) and ``fill_value`` (``{}`` if none)."""
+        image, _ = self._multiscale(well, field)
+        return dict(dict(image.attrs).get(ATTRS_KEY, {}))
+
+    def label_names(self, well: str, field: int = 0) -> list[str]:
+        """Return the names of the NGFF label images of one field (``ome.labels``)."""
+        image, _ = self._multiscale(well, field)
+        try:
+            group = image["labels"]
+        except KeyError:
+            return []
+        return [str(n) for n in _ome(dict(group.attrs)).get("labels", [])]
+
+    def label_levels(self, well: str, name: str, field: int = 0) -> list[Any]:
+        """Return the pyramid of the label image ``name`` of one field (lazy arrays)."""
+        image, _ = self._multiscale(well, field)
+        if name not in self.label_names(well, field):
+            raise KeyError(f"well {well}, field {field} has no label image {name!r}")
+        group = image["labels"][name]
+        return [group[d["path"]] for d in _ome(dict(group.attrs))["multiscales"][0]["datasets"]]
+
+    def label_metadata(self, well: str, name: str, field: int = 0) -> dict[str, Any]:
+        """Return the ``image-label`` block (``colors``, ``source``) of a label image."""
+        image, _ = self._multiscale(well, field)
+        if name not in self.label_names(well, field):
+            raise KeyError(f"well {well}, field {field} has no label image {name!r}")
+        return dict(_ome(dict(image["labels"][name].attrs)).get("image-label", {}))
+
     # ------------------------------------------------------------------ image metadata
     @cached_property
     def _first_image(self) -> dict[str, Any]:
@@ -192,7 +223,8 @@ def open_output_plate(path: str | os.PathLike[str]) -> OutputPlate:
     -------
     OutputPlate
         Lazy view: ``name``, ``wells``, ``fields(well)``, ``levels(well, field)``,
-        ``channels``, ``pixel_size_um``, ``attributes``.
+        ``label_names(well, field)``, ``label_levels(well, name, field)``,
+        ``field_attributes(well, field)``, ``channels``, ``pixel_size_um``, ``attributes``.
 
     Raises
     ------

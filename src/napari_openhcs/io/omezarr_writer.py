@@ -296,6 +296,9 @@ class HCSPlateWriter:
         well_attributes: dict[str, Any] | None = None,
         time_interval_s: float | None = None,
         downsample: Downsample = "mean",
+        missing_planes: Sequence[Sequence[tuple[int, int, int]]] | None = None,
+        extents: Sequence[tuple[int, int]] | None = None,
+        labels: Sequence[dict[str, np.ndarray]] | None = None,
     ) -> None:
         """Write one well (all its fields) atomically; an existing well is replaced.
 
@@ -319,6 +322,20 @@ class HCSPlateWriter:
             Seconds between timepoints (``None``: unknown).
         downsample
             ``"mean"`` for intensity images, ``"nearest"`` for label images.
+        missing_planes
+            Per field, the ``(t, c, z)`` slots with no image: their chunks are not
+            written (they read as the fill value, 0), they are listed in the image's
+            ``attributes["napari_openhcs"]["missing_planes"]`` and left out of the
+            ``omero`` windows.
+        extents
+            Per field, the ``(Y, X)`` extent of the real image at the top-left of a
+            plate-wide canvas; the rest is padding (fill value). Recorded as
+            ``attributes["napari_openhcs"]["extent"]`` of the image; the ``omero``
+            windows use only the extent.
+        labels
+            Per field, label images (name → integer ``(T, 1, Z, Y, X)`` array of the
+            field's ``T``, ``Z``, ``Y`` and ``X``), written as NGFF 0.5 label images
+            (``image-label``, nearest-neighbour pyramid) under ``<field>/labels/<name>``.
 
         Raises
         ------
@@ -352,6 +369,9 @@ class HCSPlateWriter:
                 time_interval_s=time_interval_s,
                 downsample=downsample,
                 record=record,
+                missing_planes=missing_planes,
+                extents=extents,
+                labels=labels,
                 chunk_yx=self.chunk_yx,
                 clevel=self.compression_level,
             )
