@@ -179,3 +179,23 @@ def test_every_shared_plate_runs_the_reference_pipeline(shared_data: Path, tmp_p
         # the tiles overlap, and stage positions may shift them a little off the grid
         assert 0.75 * grid[0] * h <= y <= 1.1 * grid[0] * h, (y, x)
         assert 0.75 * grid[1] * w <= x <= 1.1 * grid[1] * w, (y, x)
+
+
+# ------------------------------------------------------------------ the benchmark on OpenHCS's input
+def test_benchmark_harness_runs_on_the_openhcs_plate(shared_data: Path, tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    res = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--plate", str(shared_data / OPENHCS),
+         "--repeats", "1", "--workers", "1", "--import-repeats", "1", "--data-dir", str(tmp_path / "data"),
+         "--json", str(report_path)],
+        capture_output=True, text=True, timeout=240, cwd=REPO,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert report["plate"]["wells"] == 3 and report["plate"]["images"] == 72
+    for label in ("baseline", "engine_1w"):
+        summary = report["summary"][label]
+        assert summary["failed_wells"] == []
+        # tile origins checked against the generator's ground_truth_params.json
+        assert summary["pos_err_max_px"]["median"] <= 1.0
+    assert "engine_1w" in res.stdout
