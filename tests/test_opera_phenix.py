@@ -293,3 +293,26 @@ def test_projections_are_refused(shared_data: Path) -> None:
 ])
 def test_other_formats_are_not_claimed(shared_data: Path, folder: str) -> None:
     assert not opera_phenix.detect(shared_data / folder)
+
+
+def test_z_spacing_is_the_plates_not_the_first_stacks(tmp_path: Path) -> None:
+    folder = _write_v7(tmp_path / "meas", ALL_V7)
+    index = folder / "Index.xml"
+    text = index.read_text(encoding="utf-8")
+    first = '<PositionZ Unit="m">5e-06</PositionZ>'  # plane 2 of the first stack (f1, ch1, t1)
+    assert first in text
+    index.write_text(text.replace(first, '<PositionZ Unit="m">4.98e-06</PositionZ>', 1), encoding="utf-8")
+    # the first stack says 2.48 µm, the other 15 say 2.5 µm
+    assert open_plate(tmp_path / "meas").z_spacing_um == pytest.approx(2.5)
+
+
+def test_wells_outside_the_declared_layout_widen_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = _write_v7(tmp_path / "meas", ALL_V7)
+    index = folder / "Index.xml"
+    text = index.read_text(encoding="utf-8")
+    text = text.replace("<PlateRows>8</PlateRows>", "<PlateRows>1</PlateRows>")
+    index.write_text(text.replace("<PlateColumns>12</PlateColumns>", "<PlateColumns>2</PlateColumns>"),
+                     encoding="utf-8")
+    plate = open_plate(tmp_path / "meas")
+    assert plate.wells == ("B03",) and (plate.rows, plate.columns) == (2, 3)
+    assert "1 x 2" in caplog.text and "B03" in caplog.text
