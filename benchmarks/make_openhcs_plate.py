@@ -4,13 +4,15 @@
 
     python benchmarks/make_openhcs_plate.py OUT [--wells A01,B02,D04] [--grid 2x2] [--tile 128]
         [--channels 2] [--z 3] [--cells 30] [--overlap 10] [--stage-error 2] [--seed 7]
+        [--format ImageXpress|OperaPhenix]
     python benchmarks/run.py --plate OUT
 
 The generator (``openhcs.demo.synthetic_data.SyntheticMicroscopyGenerator``, openhcs 0.8.6)
 runs in its own virtual environment, ``benchmarks/.openhcs-venv`` (made on first use; not a
 dependency of this project): ``openhcs==0.8.6`` without its dependencies, plus only what the
 generator module imports. The plate lands in ``OUT/<name>/`` (HTD, ``TimePoint_1/ZStep_z/``
-``A01_s001_w1.tif``); ``OUT/ground_truth_params.json`` records the parameters and the true
+``A01_s001_w1.tif``; with ``--format OperaPhenix``: ``Images/Index.xml`` and
+``r01c01f1p01-ch1sk1fk1fl1.tiff``); ``OUT/ground_truth_params.json`` records the parameters and the true
 tile origins ``(x, y)`` per well and site, which the generator draws but does not save: they
 are replayed from its seeded random state (the same draws, in the same order).
 """
@@ -59,24 +61,33 @@ def ensure_venv() -> Path:
     return python
 
 
-def _origins(gen: object, wells: list[str], seed: int) -> dict[str, list[list[int]]]:
-    """Replay the generator's ImageXpress site positions: ``{well: [[x, y] per site]}``."""
+def _origins(gen: object, wells: list[str], seed: int, fmt: str) -> dict[str, list[list[int]]]:
+    """Replay the generator's site positions: ``{well: [[x, y] per site in raster order]}``.
+
+    ImageXpress sites are drawn in raster order; Opera Phenix fields in the generator's
+    centre-first snake (``generate_opera_phenix_field_pattern``), listed here in raster order
+    of their grid cells, which is the order the engine numbers the sites in.
+    """
     import numpy as np
 
     rows, cols = gen.grid_size  # type: ignore[attr-defined]
     err = gen.stage_error_px  # type: ignore[attr-defined]
     width, height = gen.image_size  # type: ignore[attr-defined]
     tile_w, tile_h = gen.tile_size  # type: ignore[attr-defined]
+    if fmt == "OperaPhenix":
+        pattern = gen.generate_opera_phenix_field_pattern(rows, cols)  # type: ignore[attr-defined]
+        cells = [tuple(pattern[i]) for i in range(1, rows * cols + 1)]
+    else:
+        cells = [(r, c) for r in range(rows) for c in range(cols)]
     out = {}
     for i, well in enumerate(wells):
         rs = np.random.RandomState(seed + i)  # the generator reseeds per well, then draws these first
-        sites = []
-        for r in range(rows):
-            for c in range(cols):
-                x = c * gen.step_x + rs.randint(-err, err)  # type: ignore[attr-defined]
-                y = r * gen.step_y + rs.randint(-err, err)  # type: ignore[attr-defined]
-                sites.append([int(max(0, min(x, width - tile_w))), int(max(0, min(y, height - tile_h)))])
-        out[well] = sites
+        drawn = {}
+        for r, c in cells:
+            x = c * gen.step_x + rs.randint(-err, err)  # type: ignore[attr-defined]
+            y = r * gen.step_y + rs.randint(-err, err)  # type: ignore[attr-defined]
+            drawn[(r, c)] = [int(max(0, min(x, width - tile_w))), int(max(0, min(y, height - tile_h)))]
+        out[well] = [drawn[cell] for cell in sorted(drawn)]
     return out
 
 
@@ -93,20 +104,21 @@ def generate(args: argparse.Namespace) -> Path:
         output_dir=str(plate), grid_size=(rows, cols), tile_size=(args.tile, args.tile),
         overlap_percent=args.overlap, stage_error_px=args.stage_error, wavelengths=args.channels,
         z_stack_levels=args.z, num_cells=args.cells, cell_size_range=(3, 6), wells=wells,
-        random_seed=args.seed,
+        random_seed=args.seed, format=args.format,
     )
     gen.generate_dataset()
     seconds = time.perf_counter() - t0
-    tifs = sorted(plate.rglob("*.tif"))
+    tifs = sorted(p for p in plate.rglob("*") if p.suffix.lower() in (".tif", ".tiff"))
     params = {
         "generator": "openhcs.demo.synthetic_data.SyntheticMicroscopyGenerator (openhcs 0.8.6)",
+        **({"format": args.format} if args.format != "ImageXpress" else {}),
         "tile": args.tile, "grid_rows_cols": [rows, cols], "overlap_percent": args.overlap,
         "stage_error_px": args.stage_error, "wells": wells, "channels": args.channels,
         "z_planes": args.z, "num_cells_per_well_channel": args.cells, "cell_size_range_px": [3.0, 6.0],
         "seed": args.seed, "full_well_canvas_wh": list(gen.image_size),
         "n_tif_files": len(tifs), "total_tif_bytes": sum(p.stat().st_size for p in tifs),
         "generation_seconds": round(seconds, 2), "nominal_step_px": [gen.step_x, gen.step_y],
-        "true_tile_origins_xy": _origins(gen, wells, args.seed),
+        "true_tile_origins_xy": _origins(gen, wells, args.seed, args.format),
     }
     (out / "ground_truth_params.json").write_text(json.dumps(params, indent=2), encoding="utf-8")
     return plate
@@ -125,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overlap", type=int, default=10, help="tile overlap in percent")
     parser.add_argument("--stage-error", type=int, default=2, help="largest stage error in pixels")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--format", default="ImageXpress", choices=("ImageXpress", "OperaPhenix"),
+                        help="the generator's file layout (default ImageXpress)")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.inside:

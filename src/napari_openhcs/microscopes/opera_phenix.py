@@ -45,7 +45,7 @@ LOOKS_FOR = (
 INDEX_NAMES: tuple[str, ...] = ("Index.idx.xml", "Index.xml")
 
 FILE_RE = re.compile(
-    r"^r(?P<row>\d{2,3})c(?P<col>\d{2,3})f(?P<field>\d{2,})p(?P<plane>\d{2,})"
+    r"^r(?P<row>\d{2,3})c(?P<col>\d{2,3})f(?P<field>\d+)p(?P<plane>\d+)"
     r"-ch(?P<ch>\d+)sk(?P<t>\d+)fk(?P<fk>\d+)fl(?P<fl>\d+)\.tiff?$",
     re.IGNORECASE,
 )
