@@ -54,6 +54,7 @@ def test_info_reports_what_the_provenance_says(shared_data: Path) -> None:
     # the HTD says 3 x 4 wells; D04 is on disk in row D: the layout widens, with a warning
     assert "layout:      4 rows x 4 columns" in out
     assert "3 x 4" in res.stderr and "D04" in res.stderr
+    assert "layout_widened:       openhcs_synthetic_tiny.HTD declares 3 x 4 wells" in out
 
 
 def test_info_json_on_the_openhcs_plate(shared_data: Path) -> None:

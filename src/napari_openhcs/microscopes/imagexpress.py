@@ -375,7 +375,10 @@ def open_plate(root: Path, source: str = "planes") -> Plate:
     sites = tuple(sorted({r.site for r in records}))
     grid = site_grid(site_headers, positions, len(sites), htd.site_grid if htd else None,
                      tol_um=0.1 * shape[1] * (pixel_size or 1.0))
-    rows, columns = fit_layout(htd.layout if htd else None, wells, f"{acq}: {htd.path.name}" if htd else "")
+    declared = htd.layout if htd else None
+    rows, columns = fit_layout(declared, wells, f"{acq}: {htd.path.name}" if htd else "")
+    widened = (f"{htd.path.name} declares {declared[0]} x {declared[1]} wells; widened to hold the "
+               "wells on disk") if htd and declared and declared != (rows, columns) else ""
 
     meta: list[tuple[str, str]] = [
         ("layout", "MetaXpress export" if htd else "MetaXpress native storage"),
@@ -386,6 +389,7 @@ def open_plate(root: Path, source: str = "planes") -> Plate:
         *_instrument_meta(ref),
         *_channel_notes(plans, present, {r.t for r in records}),
         ("declared_not_found", note),
+        ("layout_widened", widened),
         ("thumbnails_skipped", str(index.thumbnails) if index.thumbnails else ""),
         ("files_ignored", str(len(index.ignored)) if index.ignored else ""),
     ]
