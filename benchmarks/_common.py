@@ -215,10 +215,23 @@ def position_errors(
 
 
 def ground_truth_origins(plate_root: Path) -> dict[str, np.ndarray]:
-    """Return ``{well: (n_sites, 2) array of true tile origins (y, x)}`` in site order."""
+    """Return ``{well: (n_sites, 2) array of true tile origins (y, x)}`` in site order.
+
+    Reads this project's synthetic ground truth, or the ``ground_truth_params.json``
+    written beside a plate made with OpenHCS's generator (see ``make_openhcs_plate.py``;
+    its origins are ``(x, y)``). Empty when the plate has neither.
+    """
+    for folder in (plate_root, *list(Path(plate_root).parents)[:2]):
+        params = Path(folder) / "ground_truth_params.json"
+        if params.is_file():
+            origins = json.loads(params.read_text(encoding="utf-8")).get("true_tile_origins_xy", {})
+            return {w: np.asarray(xy, dtype=np.float64).reshape(-1, 2)[:, ::-1] for w, xy in origins.items()}
     from napari_openhcs.testing import load_ground_truth
 
-    gt = load_ground_truth(plate_root)
+    try:
+        gt = load_ground_truth(plate_root)
+    except (OSError, ValueError, KeyError):
+        return {}
     out: dict[str, np.ndarray] = {}
     for well, info in gt["wells"].items():
         sites = sorted(info["sites"], key=lambda s: int(s["site"]))

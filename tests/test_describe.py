@@ -98,7 +98,7 @@ def test_info_command_on_a_real_plate(shared_data: Path, capsys: pytest.CaptureF
     text = capsys.readouterr().out
     assert "Plate 9987 (imagexpress)" in text
     assert "3: 1 DAPI (452 nm), 2 FITC (520 nm), 3 Texas Red (624 nm)" in text
-    assert "2: 1-2, spacing 3 µm" in text
+    assert "2: 1-2, spacing 3.02 µm" in text
     assert main(["info", str(plate), "--json", "--source", "projections"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["source"] == "projections" and summary["z_indices"] == [1]

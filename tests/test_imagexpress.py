@@ -38,7 +38,9 @@ def test_export_zstack_matches_provenance(shared_data: Path) -> None:
     assert [(c.index, c.name) for c in plate.channels] == [(1, "DAPI"), (2, "FITC"), (3, "Texas Red")]
     assert [c.wavelength_nm for c in plate.channels] == [452, 520, 624]
     # files are the truth: the HTD declares ZSteps 3 and a 4th wave, the disk has 2 planes, 3 waves
-    assert plate.z_indices == (1, 2) and plate.z_spacing_um == pytest.approx(3.0)
+    # z spacing of the whole plate: the four DAPI stacks say 3.00, 3.02, 3.04, 3.02 µm (median
+    # 3.02), not the first stack's 3.00
+    assert plate.z_indices == (1, 2) and plate.z_spacing_um == pytest.approx(3.02)
     assert plate.timepoints == (1,)
     assert plate.pixel_size_um == pytest.approx(1.3672)
     assert plate.image_shape == (256, 256) and plate.dtype == "uint16"
@@ -511,3 +513,39 @@ def test_reads_the_synthetic_plate_generator_output(tmp_path: Path) -> None:
     assert img.shape == plate.image_shape and img.any()
     proj = open_plate(root, source="projections")
     assert proj.z_indices == (1,) and all("ZStep_0/" in r.path for r in proj.records)
+
+
+def _copy_with_htd_line(src: Path, dst: Path, line: str) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    for htd in dst.rglob("*.HTD"):
+        os.chmod(htd, 0o644)
+        raw = htd.read_bytes()
+        htd.write_bytes(raw.replace(b'"EndFile"', line.encode() + b'\r\n"EndFile"'))
+    for p in dst.rglob("*"):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    return dst
+
+
+def test_metaseries_pixel_size_wins_over_the_htds(shared_data: Path, tmp_path: Path) -> None:
+    plate_dir = _copy_with_htd_line(shared_data / MINIMAL, tmp_path / "plate", '"PixelSizeUM", 9.5')
+    assert read_htd(next(plate_dir.rglob("9987.HTD"))).pixel_size_um == 9.5
+    assert open_plate(plate_dir).pixel_size_um == pytest.approx(1.3672)
+
+
+def test_htd_pixel_size_when_tiffs_carry_no_metaseries_xml(tmp_path: Path) -> None:
+    acq = tmp_path / "synthetic"
+    (acq / "TimePoint_1" / "ZStep_1").mkdir(parents=True)
+    (acq / "synthetic.HTD").write_bytes(
+        b'"HTSInfoFile", Version 1.0\r\n"XWells", 2\r\n"YWells", 1\r\n"PixelSizeUM", 0.65\r\n'
+        b'"WaveName1", "W1"\r\n"EndFile"\r\n')
+    for well in ("A01", "B03"):  # B03 lies outside the declared 1 x 2 layout
+        for site in (1, 2):
+            tifffile.imwrite(acq / "TimePoint_1" / "ZStep_1" / f"{well}_s{site:03d}_w1.tif",
+                             np.full((8, 8), site, np.uint16), description='{"shape": [8, 8]}')
+    plate = open_plate(tmp_path)
+    assert plate.name == "synthetic" and plate.wells == ("A01", "B03") and plate.sites == (1, 2)
+    assert plate.pixel_size_um == 0.65 and [c.name for c in plate.channels] == ["W1"]
+    assert (plate.rows, plate.columns) == (2, 3)
+    assert int(plate.read(plate.records_for("B03")[1])[0, 0]) == 2

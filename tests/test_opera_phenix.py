@@ -293,3 +293,41 @@ def test_projections_are_refused(shared_data: Path) -> None:
 ])
 def test_other_formats_are_not_claimed(shared_data: Path, folder: str) -> None:
     assert not opera_phenix.detect(shared_data / folder)
+
+
+def test_z_spacing_is_the_plates_not_the_first_stacks(tmp_path: Path) -> None:
+    folder = _write_v7(tmp_path / "meas", ALL_V7)
+    index = folder / "Index.xml"
+    text = index.read_text(encoding="utf-8")
+    first = '<PositionZ Unit="m">5e-06</PositionZ>'  # plane 2 of the first stack (f1, ch1, t1)
+    assert first in text
+    index.write_text(text.replace(first, '<PositionZ Unit="m">4.98e-06</PositionZ>', 1), encoding="utf-8")
+    # the first stack says 2.48 µm, the other 15 say 2.5 µm
+    assert open_plate(tmp_path / "meas").z_spacing_um == pytest.approx(2.5)
+
+
+def test_wells_outside_the_declared_layout_widen_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = _write_v7(tmp_path / "meas", ALL_V7)
+    index = folder / "Index.xml"
+    text = index.read_text(encoding="utf-8")
+    text = text.replace("<PlateRows>8</PlateRows>", "<PlateRows>1</PlateRows>")
+    index.write_text(text.replace("<PlateColumns>12</PlateColumns>", "<PlateColumns>2</PlateColumns>"),
+                     encoding="utf-8")
+    plate = open_plate(tmp_path / "meas")
+    assert plate.wells == ("B03",) and (plate.rows, plate.columns) == (2, 3)
+    assert "1 x 2" in caplog.text and "B03" in caplog.text
+
+
+def test_single_digit_field_numbers_as_openhcs_writes_them(tmp_path: Path) -> None:
+    # OpenHCS's synthetic generator names Harmony images r01c01f1p01-ch1sk1fk1fl1.tiff
+    assert opera_phenix.parse_file_name("r01c01f1p01-ch2sk1fk1fl1.tiff")[:5] == ("A01", 1, 1, 2, 1)
+    folder = _write_v7(tmp_path / "meas", ALL_V7)
+    index = folder / "Index.xml"
+    text = index.read_text(encoding="utf-8")
+    for path in sorted(folder.glob("*.tiff")):
+        short = path.name.replace("f0", "f", 1)
+        path.rename(folder / short)
+        text = text.replace(f"<URL>{path.name}</URL>", f"<URL>{short}</URL>")
+    index.write_text(text, encoding="utf-8")
+    plate = open_plate(tmp_path / "meas")
+    assert len(plate.records) == len(ALL_V7) and plate.missing == () and plate.sites == (1, 2, 3, 4)

@@ -186,3 +186,16 @@ def test_file_names_and_detection(tmp_path: Path) -> None:
 ])
 def test_other_formats_are_not_claimed(shared_data: Path, folder: str) -> None:
     assert not yokogawa.detect(shared_data / folder)
+
+
+def test_z_spacing_is_the_protocols_step_else_the_median_of_the_stacks(tmp_path: Path) -> None:
+    folder = _write_cv(tmp_path / "m")
+    mlf = folder / "MeasurementData.mlf"
+    # the first record at z 1.5 is plane 2 of the first stack (F1, C1)
+    mlf.write_text(mlf.read_text().replace('bts:Z="1.5"', 'bts:Z="1.48"', 1))
+    # the first stack says 1.48 µm, the other seven 1.5 µm; no step declared
+    assert yokogawa.open_plate(tmp_path).z_spacing_um == pytest.approx(1.5)
+    mes = folder / "proto.mes"
+    mes.write_text(mes.read_text().replace(
+        "</bts:ChannelList>", '</bts:ChannelList><bts:ActionAcquire3D bts:SliceLength="1.6" />'))
+    assert yokogawa.open_plate(tmp_path).z_spacing_um == pytest.approx(1.6)  # the protocol's step

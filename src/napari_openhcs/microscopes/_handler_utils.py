@@ -231,3 +231,18 @@ def plane_spacing(z_by_plane: Mapping[int, float]) -> float | None:
     steps = [abs(b - a) for a, b in zip(zs, zs[1:], strict=False)]
     spacing = statistics.median(steps)
     return float(round(spacing, 6)) if spacing > 0 else None
+
+
+def plate_z_spacing(
+    stacks: Iterable[Mapping[int, float]], declared: float | None = None
+) -> float | None:
+    """Return the plate's z spacing (µm): the declared step, else the median over its stacks.
+
+    One stack's spacing can be off (4.98 µm where every other stack says 5.00); the median
+    of every stack's own spacing (see :func:`plane_spacing`) is the plate's. A declared step
+    (the acquisition protocol's) wins when it is positive.
+    """
+    if declared is not None and declared > 0:
+        return float(round(declared, 6))
+    spacings = [sp for st in stacks if (sp := plane_spacing(st))]
+    return float(round(statistics.median(spacings), 6)) if spacings else None

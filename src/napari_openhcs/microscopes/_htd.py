@@ -70,6 +70,17 @@ class HTD:
         return None
 
     @property
+    def pixel_size_um(self) -> float | None:
+        """``PixelSizeUM`` (written by OpenHCS's synthetic plates; ``None`` when absent or absurd)."""
+        raw = self.get("PixelSizeUM")
+        try:
+            value = float(raw) if raw is not None else None
+        except ValueError:
+            logger.warning("%s: PixelSizeUM=%r is not a number; ignored", self.path, raw)
+            return None
+        return value if value is not None and 0 < value < 1e4 else None
+
+    @property
     def selected_wells(self) -> list[tuple[int, int]]:
         """``(row index 0-based, column 1-based)`` of the wells marked TRUE in ``WellsSelection<n>``."""
         out: list[tuple[int, int]] = []

@@ -38,9 +38,10 @@ GUID_NAME_RE = re.compile(
     rf"^(?P<plate>.+)_{_WELL}(?:_s(?P<site>\d+))?(?:_w(?P<wave>[1-9]))?"
     rf"(?P<thumb>_thumb)?(?P<guid>{_GUID}){_TIF}$"
 )
-#: Export name: no GUID, ``_s``/``_w`` optional.
+#: Export name: no GUID, ``_s``/``_w`` optional. The plate prefix is optional too: OpenHCS's
+#: synthetic plates name images ``A01_s001_w1.tif`` (no plate name, zero-padded site).
 PLAIN_NAME_RE = re.compile(
-    rf"^(?P<plate>.+)_{_WELL}(?:_s(?P<site>\d+))?(?:_w(?P<wave>\d+))?(?P<thumb>_thumb)?{_TIF}$"
+    rf"^(?:(?P<plate>.+)_)?{_WELL}(?:_s(?P<site>\d+))?(?:_w(?P<wave>\d+))?(?P<thumb>_thumb)?{_TIF}$"
 )
 TIMEPOINT_RE = re.compile(r"^TimePoint_(\d+)$", re.IGNORECASE)
 ZSTEP_RE = re.compile(r"^ZStep_(\d+)$", re.IGNORECASE)
@@ -67,7 +68,9 @@ def parse_image_name(name: str) -> ParsedName | None:
     """Parse an ImageXpress file name; ``None`` when it is not one.
 
     The plate name may contain ``_`` and ``-``: the well is the *last* ``_<Well>`` that
-    lets the rest of the name match. A missing ``_s``/``_w`` means site 1 / wave 1.
+    lets the rest of the name match. A missing ``_s``/``_w`` means site 1 / wave 1. A name
+    without plate prefix (``A01_s001_w1.tif``) has plate ``""``; site and wave numbers may
+    be zero-padded.
     """
     m = GUID_NAME_RE.match(name) or PLAIN_NAME_RE.match(name)
     if m is None:
@@ -78,7 +81,7 @@ def parse_image_name(name: str) -> ParsedName | None:
     if site_n < 1 or wave_n < 1 or not 1 <= int(well[-2:]) <= MAX_COLUMN:
         return None
     # the well pattern only admits canonical names (upper-case row, 2-digit column)
-    return ParsedName(plate, well, site_n, wave_n, bool(thumb), m.groupdict().get("guid"))
+    return ParsedName(plate or "", well, site_n, wave_n, bool(thumb), m.groupdict().get("guid"))
 
 
 @dataclass

@@ -44,7 +44,7 @@ import os
 import re
 from pathlib import Path
 
-from ._handler_utils import find_below, plane_spacing, unit_factor_um
+from ._handler_utils import find_below, plate_z_spacing, unit_factor_um
 from ._htd import HTD, read_htd
 from ._ixm_channels import ChannelLayout, ChannelPlan, plan_channels
 from ._ixm_files import FileIndex, find_htd, is_acquisition_dir, parse_image_name, scan_acquisition
@@ -59,7 +59,7 @@ from ._ixm_plate import (
 from ._metaseries import ImageHeader
 from .describe import compact_numbers
 from .detect import PlateFormatError
-from .plate import ChannelInfo, ImageRecord, Plate, layout_for_wells, well_name
+from .plate import ChannelInfo, ImageRecord, Plate, fit_layout, well_name
 
 logger = logging.getLogger(__name__)
 
@@ -199,19 +199,31 @@ def _pixel_size(h: ImageHeader) -> float | None:
     return float(round(value * factor, 9))
 
 
+#: Stacks whose plane headers are read for the z spacing (spread over the plate's sites).
+Z_SAMPLE_STACKS = 16
+
+
 def _z_spacing(plans: dict[int, ChannelPlan], index: FileIndex, read: HeaderCache) -> float | None:
+    """The median spacing of up to :data:`Z_SAMPLE_STACKS` stacks spread over the plate."""
+    stacks: list[tuple[dict[int, str], list[int]]] = []
     for wave in sorted(plans):
-        plan = plans[wave]
-        for t, layout in sorted(plan.layouts.items()):
+        for t, layout in sorted(plans[wave].layouts.items()):
             if len(layout.planes) < 2:
                 continue
-            well, site, _, _ = plan.sample
-            slots = index.groups.get((well, site, wave, t), {})
-            zs = {z: read(slots[z]).number("z-position") for z in layout.planes if z in slots}
-            spacing = plane_spacing({z: v for z, v in zs.items() if v is not None})
-            if spacing:
-                return spacing
-    return None
+            keys = sorted(k for k in index.groups if k[2] == wave and k[3] == t)
+            step = max(1, len(keys) // Z_SAMPLE_STACKS)
+            stacks += [(index.groups[k], sorted(layout.planes)) for k in keys[::step]]
+    stacks = stacks[:: max(1, len(stacks) // Z_SAMPLE_STACKS)][:Z_SAMPLE_STACKS]
+    headers = read.read_many([slots[z] for slots, planes in stacks for z in planes if z in slots])
+    by_stack = []
+    for slots, planes in stacks:
+        zs = {}
+        for z in planes:
+            h = headers.get(slots.get(z, ""))
+            if isinstance(h, ImageHeader) and (v := h.number("z-position")) is not None:
+                zs[z] = v
+        by_stack.append(zs)
+    return plate_z_spacing(by_stack)
 
 
 #: Largest count an HTD may declare; a larger one is corrupt metadata and is ignored
@@ -321,7 +333,8 @@ def open_plate(root: Path, source: str = "planes") -> Plate:
     acq = _find_acquisition(Path(root))
     index = scan_acquisition(acq)
     name = _plate_name(index)
-    htd = _htd_or_none(find_htd(acq, name))
+    htd = _htd_or_none(find_htd(acq, name or None))
+    name = name or (htd.path.stem if htd else acq.name)  # names without plate prefix
     read = HeaderCache(acq)
     plans = plan_channels(index, read)
     records, left_out = _records(index, plans, source)
@@ -358,11 +371,14 @@ def open_plate(root: Path, source: str = "planes") -> Plate:
     missing += lost
     positions = {k: p for k, h in site_headers.items() if (p := stage_position(h)) is not None}
     ref = samples[min(present)]
-    pixel_size = _pixel_size(ref)
+    pixel_size = _pixel_size(ref) or (htd.pixel_size_um if htd else None)
     sites = tuple(sorted({r.site for r in records}))
     grid = site_grid(site_headers, positions, len(sites), htd.site_grid if htd else None,
                      tol_um=0.1 * shape[1] * (pixel_size or 1.0))
-    rows, columns = (htd.layout if htd else None) or layout_for_wells(wells)
+    declared = htd.layout if htd else None
+    rows, columns = fit_layout(declared, wells, f"{acq}: {htd.path.name}" if htd else "")
+    widened = (f"{htd.path.name} declares {declared[0]} x {declared[1]} wells; widened to hold the "
+               "wells on disk") if htd and declared and declared != (rows, columns) else ""
 
     meta: list[tuple[str, str]] = [
         ("layout", "MetaXpress export" if htd else "MetaXpress native storage"),
@@ -373,6 +389,7 @@ def open_plate(root: Path, source: str = "planes") -> Plate:
         *_instrument_meta(ref),
         *_channel_notes(plans, present, {r.t for r in records}),
         ("declared_not_found", note),
+        ("layout_widened", widened),
         ("thumbnails_skipped", str(index.thumbnails) if index.thumbnails else ""),
         ("files_ignored", str(len(index.ignored)) if index.ignored else ""),
     ]

@@ -40,7 +40,7 @@ from ._ngff import (
 from ._ngff_image import NgffImage, parse_image
 from .detect import PlateFormatError
 from .io_readers import ImageReadError, resolve_inside
-from .plate import PLATE_FORMATS, ChannelInfo, ImageRecord, Plate, layout_for_wells
+from .plate import ChannelInfo, ImageRecord, Plate, fit_layout, row_index
 
 logger = logging.getLogger(__name__)
 
@@ -224,11 +224,22 @@ def _plane_indices(image: NgffImage, shape: tuple[int, ...], source: str) -> Ite
         yield val["t"] + 1, val["c"] + 1, val["z"] + 1, tuple(combo)
 
 
-def _layout(meta: NgffPlate, wells: tuple[str, ...]) -> tuple[int, int]:
-    declared = (len(meta.rows), len(meta.columns))
-    if declared in PLATE_FORMATS.values():
-        return declared
-    return layout_for_wells(wells)
+def _layout(meta: NgffPlate, wells: tuple[str, ...], source: Path) -> tuple[int, int]:
+    """The layout the plate declares (its last row and column), widened to hold its wells.
+
+    bioformats2raw lists only the rows and columns it wrote (rows A, B x column "1" is a
+    2 x 1 plate, not a 6-well one); sparse lists (columns "5", "7") extend to the last one.
+    """
+    try:
+        if not all(re.fullmatch(r"[A-Za-z]{1,2}", r) for r in meta.rows):
+            raise ValueError("row names are not letters")
+        declared: tuple[int, int] | None = (max(row_index(r) for r in meta.rows) + 1,
+                                            max(int(c) for c in meta.columns))
+    except ValueError:  # empty lists, or names that are not row letters / column numbers
+        declared = None
+    if declared and not (0 < declared[0] <= 64 and 0 < declared[1] <= 96):
+        declared = None
+    return fit_layout(declared, wells, str(source))
 
 
 def _channels(image: NgffImage, n: set[int]) -> tuple[ChannelInfo, ...]:
@@ -327,6 +338,7 @@ def open_plate(root: Path, source: str = "planes") -> Plate:
     z_step, _ = image.physical("z")
     zs = tuple(sorted({r.z for r in records}))
     site_positions, grid = _site_layout(positions, wells, sites, plane, pixel)
+    layout = _layout(meta, wells, plate_dir)
     extra = [
         ("format", f"OME-NGFF {meta.version or '?'} (Zarr v{attrs[1]})"),
         ("axes", ",".join(image.axes)),
@@ -337,8 +349,8 @@ def open_plate(root: Path, source: str = "planes") -> Plate:
         root=plate_dir,
         microscope=NAME,
         name=meta.name or plate_dir.name.removesuffix(".zarr").removesuffix(".ome"),
-        rows=_layout(meta, wells)[0],
-        columns=_layout(meta, wells)[1],
+        rows=layout[0],
+        columns=layout[1],
         wells=wells,
         sites=sites,
         channels=_channels(image, {r.channel for r in records}),

@@ -23,7 +23,7 @@ from pathlib import Path
 from ._handler_utils import (
     check_image_size,
     find_below,
-    plane_spacing,
+    plate_z_spacing,
     raster_order,
     relative_inside,
     single_plate_dir,
@@ -31,7 +31,7 @@ from ._handler_utils import (
 )
 from ._harmony_xml import HarmonyIndex, parse_harmony_index
 from .detect import PlateFormatError
-from .plate import ChannelInfo, ImageRecord, Plate, layout_for_wells, well_name
+from .plate import ChannelInfo, ImageRecord, Plate, fit_layout, layout_for_wells, well_name
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ LOOKS_FOR = (
 INDEX_NAMES: tuple[str, ...] = ("Index.idx.xml", "Index.xml")
 
 FILE_RE = re.compile(
-    r"^r(?P<row>\d{2,3})c(?P<col>\d{2,3})f(?P<field>\d{2,})p(?P<plane>\d{2,})"
+    r"^r(?P<row>\d{2,3})c(?P<col>\d{2,3})f(?P<field>\d+)p(?P<plane>\d+)"
     r"-ch(?P<ch>\d+)sk(?P<t>\d+)fk(?P<fk>\d+)fl(?P<fl>\d+)\.tiff?$",
     re.IGNORECASE,
 )
@@ -185,13 +185,6 @@ def _sites(
     return mapping, grid, sorted(site_positions)
 
 
-def _z_spacing(positions_z: dict[tuple, dict[int, float]]) -> float | None:
-    for planes in positions_z.values():
-        if len(planes) > 1:
-            return plane_spacing(planes)
-    return None
-
-
 def open_plate(root: Path, source: str = "planes") -> Plate:
     """Read a Harmony export (Opera Phenix / Operetta CLS) into a :class:`Plate`.
 
@@ -309,7 +302,7 @@ def open_plate(root: Path, source: str = "planes") -> Plate:
         dtype=dtype,
         records=records,
         pixel_size_um=pixel_size,
-        z_spacing_um=_z_spacing(z_by_group),
+        z_spacing_um=plate_z_spacing(z_by_group.values()),
         site_grid=grid,
         site_positions=tuple(site_positions),
         missing=tuple(sorted(missing)),
@@ -327,4 +320,4 @@ def _layout(plate: dict[str, str], wells: tuple[str, ...]) -> tuple[int, int]:
         return layout_for_wells(wells)
     if not (0 < rows <= 64 and 0 < columns <= 96):
         return layout_for_wells(wells)
-    return rows, columns
+    return fit_layout((rows, columns), wells, "the Harmony index")

@@ -7,6 +7,7 @@ Everything here is frozen and picklable so it can travel to worker processes.
 
 from __future__ import annotations
 
+import logging
 import re
 import string
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.components import Component
+
+logger = logging.getLogger(__name__)
 
 _WELL_RE = re.compile(r"^([A-Z]{1,2})(\d{1,3})$")
 
@@ -82,6 +85,30 @@ def layout_for_wells(wells: tuple[str, ...] | list[str], declared: int | None = 
         if max_r <= r and max_c <= c:
             return r, c
     return max_r, max_c
+
+
+def fit_layout(
+    declared: tuple[int, int] | None, wells: tuple[str, ...] | list[str], source: str = ""
+) -> tuple[int, int]:
+    """Return the plate layout ``(rows, columns)``: the declared one, widened to hold ``wells``.
+
+    The files are the truth: a well on disk outside the layout a plate declares (an HTD's
+    ``YWells``/``XWells``, Harmony's ``PlateRows``/``PlateColumns``, an OME-Zarr plate's
+    row and column lists) widens that layout just enough to hold it, with a warning naming
+    ``source``. Without a declared layout, the smallest standard plate holding the wells.
+    """
+    if declared is None:
+        return layout_for_wells(wells)
+    rows, columns = declared
+    need_r = max((parse_well(w)[0] + 1 for w in wells), default=1)
+    need_c = max((parse_well(w)[1] for w in wells), default=1)
+    if need_r <= rows and need_c <= columns:
+        return rows, columns
+    outside = [w for w in sorted(wells) if parse_well(w)[0] >= rows or parse_well(w)[1] > columns]
+    wide = (max(rows, need_r), max(columns, need_c))
+    logger.warning("%s declares a %d x %d plate but well(s) %s are on disk outside it; "
+                   "using %d x %d", source or "the plate", rows, columns, ", ".join(outside[:10]), *wide)
+    return wide
 
 
 @dataclass(frozen=True, slots=True, order=True)

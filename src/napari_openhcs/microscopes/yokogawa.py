@@ -25,7 +25,7 @@ from pathlib import Path
 from ._handler_utils import (
     check_image_size,
     find_below,
-    plane_spacing,
+    plate_z_spacing,
     raster_order,
     relative_inside,
     single_plate_dir,
@@ -34,7 +34,7 @@ from ._handler_utils import (
 from ._safe_xml import iter_elements, local_attrib, local_name, parse_file
 from .detect import PlateFormatError
 from .io_readers import ImageReadError, resolve_inside
-from .plate import ChannelInfo, ImageRecord, Plate, canonical_well, layout_for_wells, well_name
+from .plate import ChannelInfo, ImageRecord, Plate, canonical_well, fit_layout, layout_for_wells, well_name
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +129,11 @@ def _read_detail(folder: Path) -> tuple[dict[str, str], dict[int, dict[str, str]
     return local_attrib(root), channels
 
 
-def _read_protocol(folder: Path, detail: dict[str, str]) -> dict[int, dict[str, str]]:
-    """Return the ``.mes`` protocol's ``Channel`` attributes by Ch (empty when absent)."""
+def _read_protocol(
+    folder: Path, detail: dict[str, str]
+) -> tuple[dict[int, dict[str, str]], float | None]:
+    """Return the ``.mes`` protocol's ``Channel`` attributes by Ch (empty when absent) and its
+    z step (``SliceLength`` of its 3-D acquisitions, when they agree)."""
     name = detail.get("MeasurementSettingFileName")
     candidates = [name] if name else sorted(p.name for p in folder.glob("*.mes"))[:1]
     for cand in candidates:
@@ -144,15 +147,18 @@ def _read_protocol(folder: Path, detail: dict[str, str]) -> dict[int, dict[str, 
             root = parse_file(path)
         except PlateFormatError as exc:
             logger.warning("ignoring the protocol file: %s", exc)
-            return {}
+            return {}, None
         out = {}
+        steps = set()
         for elem in root.iter():
             if local_name(elem.tag) == "Channel":
                 attrs = local_attrib(elem)
                 if (ch := _int(attrs.get("Ch"))) is not None:
                     out[ch] = attrs
-        return out
-    return {}
+            elif local_name(elem.tag) == "ActionAcquire3D":
+                steps.add(_float(local_attrib(elem).get("SliceLength")))
+        return out, (steps.pop() if len(steps) == 1 else None)
+    return {}, None
 
 
 def _channel_info(ch: int, proto: dict[str, str] | None) -> ChannelInfo:
@@ -199,14 +205,14 @@ def open_plate(root: Path, source: str = "planes") -> Plate:
     mlf = folder / MLF_NAME
     listed = _read_mlf(mlf)
     detail, mrf_channels = _read_detail(folder)
-    protocol = _read_protocol(folder, detail)
+    protocol, z_step = _read_protocol(folder, detail)
     with os.scandir(folder) as it:
         on_disk = {e.name for e in it if e.is_file() and parse_file_name(e.name)}
 
     candidates: dict[_Key, list[tuple[int, int, str]]] = defaultdict(list)
     missing: list[tuple[str, str]] = []
     xy: dict[tuple[str, int], tuple[float, float]] = {}
-    z_by_index: dict[int, float] = {}
+    z_by_stack: dict[tuple, dict[int, float]] = defaultdict(dict)
     for name, attrs in listed:
         rel = relative_inside(folder, name, mlf)
         parsed = parse_file_name(rel.rsplit("/", 1)[-1])
@@ -225,7 +231,7 @@ def open_plate(root: Path, source: str = "planes") -> Plate:
         if x is not None and y is not None:
             xy.setdefault((well, fld), (0.0 - y, 0.0 + x))
         if zpos is not None:
-            z_by_index.setdefault(z, zpos)
+            z_by_stack[(well, fld, ch, t, tl, act)][z] = zpos
         if (rel not in on_disk) if "/" not in rel else not (folder / rel).is_file():
             missing.append((well, f"{rel} is listed in {MLF_NAME} but not on disk"))
             continue
@@ -271,6 +277,8 @@ def open_plate(root: Path, source: str = "planes") -> Plate:
     rows, cols = _int(detail.get("RowCount")), _int(detail.get("ColumnCount"))
     if not (rows and cols and 0 < rows <= 64 and 0 < cols <= 96):
         rows, cols = layout_for_wells(wells)
+    else:
+        rows, cols = fit_layout((rows, cols), wells, f"{folder}: MeasurementDetail.mrf")
     present_z = {r.z for r in records}
     meta = [
         ("instrument", detail.get("TargetSystem", "")),
@@ -297,7 +305,10 @@ def open_plate(root: Path, source: str = "planes") -> Plate:
         dtype=dtype,
         records=records,
         pixel_size_um=pixel,
-        z_spacing_um=plane_spacing({z: v for z, v in z_by_index.items() if z in present_z}),
+        z_spacing_um=plate_z_spacing(
+            ({z: v for z, v in st.items() if z in present_z} for st in z_by_stack.values()),
+            z_step if len(present_z) > 1 else None,
+        ),
         site_grid=grid,
         site_positions=positions,
         missing=tuple(sorted(missing)),
