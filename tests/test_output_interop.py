@@ -100,9 +100,9 @@ def test_every_space_axis_has_its_unit(output_plate) -> None:
         image = zarr.open_group(path / out._well_paths[w] / out.field_paths(w)[i], mode="r")
         axes = image.attrs["ome"]["multiscales"][0]["axes"]
         assert all(a.get("unit") == "micrometer" for a in axes if a["type"] == "space"), axes
-    if kind == "real":  # z projected: one plane, but the plate's 3 µm spacing and its unit kept
+    if kind == "real":  # z projected: one plane, but the plate's ~3 µm spacing and its unit kept
         scale = image.attrs["ome"]["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
-        assert scale[2] == pytest.approx(3.0, abs=0.01)
+        assert scale[2] == pytest.approx(3.02, abs=0.01)  # median of the plate's four stacks
 
 
 def test_time_series_shares_one_set_of_positions_and_one_canvas(tmp_path: Path) -> None:

@@ -88,7 +88,11 @@ def test_reference_pipeline_processes_every_well_including_d04(openhcs_run) -> N
     assert [c.name for c in out.channels] == ["W1", "W2"]
     assert out.pixel_size_um == pytest.approx(0.65)
     t, c, z, y, x = out.fields("D04")[0].shape
-    assert (t, c, z) == (1, 2, 1) and 230 <= y <= 260 and 230 <= x <= 260  # 2 x 2 tiles of 128 px
+    assert (t, c, z) == (1, 2, 1)
+    extent = out.field_attributes("D04", 0)["extent"]  # the mosaic inside the plate's canvas
+    assert 230 <= extent["y"] <= 260 and 230 <= extent["x"] <= 260  # 2 x 2 tiles of 128 px
+    assert y >= extent["y"] and x >= extent["x"]
+    assert {f.shape for w in ("A01", "B02", "D04") for f in out.fields(w)} == {(t, c, z, y, x)}
 
 
 def test_tiles_within_one_pixel_of_the_generators_ground_truth(openhcs_run) -> None:
@@ -177,9 +181,13 @@ def test_every_shared_plate_runs_the_reference_pipeline(shared_data: Path, tmp_p
         assert (t, c, z) == (len(plate.timepoints), len(channels), 1), well  # max over z
         grid = plate.site_grid or (1, 1)
         h, w = plate.image_shape
-        # the tiles overlap, and stage positions may shift them a little off the grid
-        assert 0.75 * grid[0] * h <= y <= 1.1 * grid[0] * h, (y, x)
-        assert 0.75 * grid[1] * w <= x <= 1.1 * grid[1] * w, (y, x)
+        # the tiles overlap, and stage positions may shift them a little off the grid; a stitched
+        # mosaic sits in the plate's canvas, whose padding is recorded as the real extent
+        extent = result.field_attributes(well, 0).get("extent", {"y": y, "x": x})
+        ey, ex = extent["y"], extent["x"]
+        assert ey <= y and ex <= x, (extent, y, x)
+        assert 0.75 * grid[0] * h <= ey <= 1.1 * grid[0] * h, (ey, ex)
+        assert 0.75 * grid[1] * w <= ex <= 1.1 * grid[1] * w, (ey, ex)
 
 
 # ------------------------------------------------------------------ the benchmark on OpenHCS's input
