@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,26 @@ def well_input_key(ctx: ProcessingContext) -> str:
     """A key of the files one well reads: relative path, size and mtime (ns) of each."""
     root = Path(ctx.inputs.root)
     return _stat_key(root, _record_files(root, {r.path for r in ctx.inputs.records}), mtime=True)
+
+
+def well_input_problem(ctx: ProcessingContext) -> str | None:
+    """Why a well's input files cannot be read safely (``None``: they can).
+
+    Every file is checked to be a regular file before a worker opens it: a FIFO where
+    a chunk or tile should be would block the reader for ever, a symlink loop never
+    resolves.
+    """
+    root = Path(ctx.inputs.root)
+    for f in _record_files(root, {r.path for r in ctx.inputs.records}):
+        try:
+            mode = f.stat().st_mode
+        except FileNotFoundError:
+            continue  # a missing image is reported by the reader, with its context
+        except OSError as exc:
+            return f"cannot read {os.fsdecode(f)}: {exc.strerror or exc}"
+        if not stat.S_ISREG(mode):
+            return f"{os.fsdecode(f)} is not a regular file (a FIFO, device or socket); it is not read"
+    return None
 
 
 def input_identity(plate: Plate) -> dict[str, Any]:

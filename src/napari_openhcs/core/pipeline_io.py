@@ -298,7 +298,7 @@ def pipeline_hash(steps: list[FunctionStep], extra: str = "") -> str:
                 for s in steps
             ]
         )
-    return hashlib.sha256((payload + extra).encode()).hexdigest()[:16]
+    return hashlib.sha256((payload + extra).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def export_python(

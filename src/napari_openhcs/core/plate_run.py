@@ -18,8 +18,8 @@ from ..microscopes.plate import Plate
 from .config import GlobalPipelineConfig
 from .context import OutputPlan, ProcessingContext
 from .errors import OutputLocationError
-from .events import WellFinished
-from .output_identity import check_output_identity, input_identity, well_input_key
+from .events import WellFailed, WellFinished
+from .output_identity import check_output_identity, input_identity, well_input_key, well_input_problem
 from .results import WellResult
 from .steps import FunctionStep
 from .well_output import settle_pending_tables
@@ -124,6 +124,10 @@ def run_plate(
         completed: list[str] = []
         to_run: list[ProcessingContext] = []
         for well, ctx in contexts.items():
+            problem = well_input_problem(ctx)
+            if problem is not None:
+                results[well] = WellResult(well, "failed", f"well {well}: {problem}")
+                continue
             record = done.get(well) or {}
             if (
                 well in done
@@ -147,7 +151,10 @@ def run_plate(
             to_run.append(ctx)
         completed = list(done)  # a well being recomputed stays listed until it is replaced
         for well in results:
-            emit(WellFinished(well, results[well]))
+            if results[well].status == "failed":
+                emit(WellFailed(well, results[well].error or ""))
+            else:
+                emit(WellFinished(well, results[well]))
 
         def on_event(event: Any) -> None:
             if isinstance(event, WellFinished) and event.result.status == "done":
