@@ -203,6 +203,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
           f"{mem.available_bytes / 2**30:.1f} GiB")
     first = next(iter(compiled.values()), None)
     if first is not None:
+        from .core.output_identity import check_output_identity, input_identity
+
+        # what `run` would refuse: an output of another input plate or pipeline
+        check_output_identity(first.output.plate_path, input_identity(orch.plate), first.output.pipeline_hash)
         print(first.describe())
     for well, missing in orch.last_compiled.incomplete_wells.items():
         print(f"warning: well {well} is missing images: {'; '.join(missing)}")

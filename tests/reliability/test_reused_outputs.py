@@ -95,6 +95,8 @@ def test_another_pipeline_for_some_wells_is_refused(
     assert _run(tiny_plate, good_pipeline, out).returncode == 0
     proc = _run(tiny_plate, other_pipeline, out, "--wells", "A01")
     one_line_error(proc, "another pipeline", "--overwrite")
+    checked = cli("validate", tiny_plate, "--pipeline", other_pipeline, "--out", out)
+    one_line_error(checked, "another pipeline")  # validate refuses what run refuses
     nothing_lost(out, WELLS)
 
 
