@@ -1,8 +1,9 @@
 """The ``napari-openhcs`` command: demo, run, info, validate.
 
 Exit codes: 0 success; 1 a well failed or the pipeline/plate is invalid; 2 bad
-usage; 130 interrupted (Ctrl-C cancels the run cleanly: finished wells are kept
-and a rerun completes the rest).
+usage; 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (the run stops its
+workers at once, keeps the wells already complete, releases the output lock and
+lists what was kept; a rerun completes the rest); 141 the output pipe was closed.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 import threading
 import time
@@ -17,6 +20,32 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .core.errors import OpenHCSError
+
+EXIT_CODES = """exit codes:
+  0    success
+  1    a well failed, or the plate, pipeline or output folder is invalid (one-line message)
+  2    bad usage
+  130  interrupted by Ctrl-C (complete wells are kept; run again to finish)
+  141  the output pipe was closed (e.g. `| head`)
+  143  stopped by SIGTERM (complete wells are kept; run again to finish)
+"""
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the command receives SIGTERM."""
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    # one signal stops the run; the clean-up that follows must not be interrupted again
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _install_signal_handlers() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
 
 
 class ProgressBar:
@@ -42,8 +71,10 @@ class ProgressBar:
         bar = "#" * int(frac * self.width)
         status = getattr(getattr(event, "result", None), "status", "failed")
         elapsed = time.monotonic() - self.start
+        left = self.total - self.done
+        eta = f"{elapsed / self.done * left:5.1f}s left" if self.done and left else "    done"
         line = (f"[{bar:<{self.width}}] {self.done}/{self.total} wells "
-                f"({self.failed} failed) {elapsed:5.1f}s  {event.well} {status}")
+                f"({self.failed} failed) {elapsed:5.1f}s, {eta}  {event.well} {status}")
         if self.tty:
             self.stream.write("\r" + line + ("\n" if self.done == self.total else ""))
         else:
@@ -74,12 +105,26 @@ def _run(orch: Any, steps: list[Any], wells: list[str] | None, workers: int | No
         results = orch.execute_compiled_plate(pipeline_definition=steps, compiled_contexts=compiled,
                                               max_workers=workers, progress_callback=bar,
                                               cancel_event=cancel)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         cancel.set()
-        sys.stderr.write("\ninterrupted: completed wells are kept; run again to finish the rest\n")
-        return 130
+        kept = _kept_wells(orch)
+        what = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
+        listed = f" ({', '.join(kept)})" if kept else ""
+        sys.stderr.write(f"\n{what}: completed wells are kept: {len(kept)}{listed} in "
+                         f"{orch.output_path}; run again to finish the rest\n")
+        return 143 if isinstance(exc, Terminated) else 130
     _print_summary(results, orch.output_path)
     return 1 if any(r.status in ("failed", "cancelled") for r in results.values()) else 0
+
+
+def _kept_wells(orch: Any) -> list[str]:
+    try:
+        plate = Path(orch.output_path)
+        doc = json.loads((plate / "zarr.json").read_text(encoding="utf-8"))
+        wells = doc["attributes"]["ome"]["plate"]["wells"]
+        return [w["path"].replace("/", "") for w in wells]
+    except Exception:  # nothing written yet
+        return []
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -96,7 +141,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"making the synthetic sample plate in {plate_dir} ...")
         plate_dir = make_synthetic_plate(plate_dir.parent, spec="sample", seed=args.seed)
     config = GlobalPipelineConfig(num_workers=args.workers or 0, output_dir=out / "results",
-                                  overwrite=args.overwrite)
+                                  overwrite=args.overwrite, well_timeout_s=args.well_timeout)
     orch = PipelineOrchestrator(plate_dir, global_config=config).initialize()
     steps = reference_pipeline()
     print(f"plate {orch.plate.name}: {len(orch.plate.wells)} wells; pipeline: "
@@ -116,6 +161,7 @@ def _orchestrator(args: argparse.Namespace, **extra: Any) -> Any:
         microscope=args.microscope,
         source=args.source,
         dask_scheduler=getattr(args, "scheduler", None),
+        well_timeout_s=getattr(args, "well_timeout", None),
         **extra,
     )
     return PipelineOrchestrator(args.plate, global_config=config).initialize()
@@ -157,6 +203,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
           f"{mem.available_bytes / 2**30:.1f} GiB")
     first = next(iter(compiled.values()), None)
     if first is not None:
+        from .core.output_identity import check_output_identity, input_identity
+
+        # what `run` would refuse: an output of another input plate or pipeline
+        check_output_identity(first.output.plate_path, input_identity(orch.plate), first.output.pipeline_hash)
         print(first.describe())
     for well, missing in orch.last_compiled.incomplete_wells.items():
         print(f"warning: well {well} is missing images: {'; '.join(missing)}")
@@ -164,44 +214,85 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (one per CPU core) or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``napari-openhcs`` command."""
-    p = argparse.ArgumentParser(prog="napari-openhcs", description=__doc__.splitlines()[0])
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    sub = p.add_subparsers(dest="command", required=True)
+    from . import __version__
 
-    demo = sub.add_parser("demo", help="run the reference pipeline on the built-in synthetic plate")
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="napari-openhcs", description=__doc__.splitlines()[0],
+                                epilog=EXIT_CODES, formatter_class=fmt)
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details; tracebacks on errors")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def parser(name: str, text: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=text, description=text, epilog=EXIT_CODES, formatter_class=fmt)
+        sp.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log progress details; tracebacks on errors")
+        return sp
+
+    demo = parser("demo", "run the reference pipeline on the built-in synthetic plate")
     demo.add_argument("--out", default="demo_output", help="folder for the plate and results")
-    demo.add_argument("--workers", type=int, default=None)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--overwrite", action="store_true")
+    demo.add_argument("--workers", type=_workers, default=None,
+                      help="wells in parallel (default: one per CPU core, lowered to fit memory)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed of the synthetic plate")
+    demo.add_argument("--overwrite", action="store_true", help="recompute wells already complete")
+    demo.add_argument("--well-timeout", type=_positive_seconds, default=None, metavar="SECONDS",
+                      help="fail a well (its worker is stopped) that runs longer than this")
     demo.set_defaults(func=cmd_demo)
 
     def plate_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("plate", help="plate folder")
+        sp.add_argument("plate", help="plate folder (ImageXpress, Opera/Operetta, OME-Zarr, ...)")
         sp.add_argument("--microscope", default=None, help="force the format (default: detect)")
-        sp.add_argument("--source", default="planes", choices=("planes", "projections"))
+        sp.add_argument("--source", default="planes", choices=("planes", "projections"),
+                        help="read the z-planes or the instrument's projections")
 
-    run = sub.add_parser("run", help="run a pipeline file on a plate")
+    run = parser("run", "run a pipeline file on a plate")
     plate_args(run)
     run.add_argument("--pipeline", required=True, help="pipeline YAML/JSON file")
     run.add_argument("--out", default=None, help="output folder (default: <plate>_outputs)")
-    run.add_argument("--workers", type=int, default=None)
+    run.add_argument("--workers", type=_workers, default=None,
+                     help="wells in parallel (default: one per CPU core, lowered to fit memory)")
     run.add_argument("--wells", default=None, help="comma-separated wells, e.g. A01,B03")
-    run.add_argument("--executor", default="processes", choices=("processes", "threads", "dask"))
+    run.add_argument("--executor", default="processes", choices=("processes", "threads", "dask"),
+                     help="where wells run (default: local worker processes)")
     run.add_argument("--scheduler", default=None, help="Dask scheduler address (with --executor dask)")
-    run.add_argument("--overwrite", action="store_true", help="recompute wells already complete")
+    run.add_argument("--overwrite", action="store_true",
+                     help="recompute complete wells and replace an output of another plate or pipeline "
+                          "(old wells are replaced only once their new version is complete)")
+    run.add_argument("--well-timeout", type=_positive_seconds, default=None, metavar="SECONDS",
+                     help="fail a well (its worker is stopped) that runs longer than this")
     run.set_defaults(func=cmd_run)
 
-    info = sub.add_parser("info", help="describe a plate")
+    info = parser("info", "describe a plate")
     plate_args(info)
-    info.add_argument("--json", action="store_true")
+    info.add_argument("--json", action="store_true", help="print the description as JSON")
     info.set_defaults(func=cmd_info)
 
-    val = sub.add_parser("validate", help="compile a pipeline against a plate; print the plan")
+    val = parser("validate", "compile a pipeline against a plate; print the plan (nothing is run)")
     plate_args(val)
-    val.add_argument("--pipeline", required=True)
-    val.add_argument("--out", default=None)
+    val.add_argument("--pipeline", required=True, help="pipeline YAML/JSON file")
+    val.add_argument("--out", default=None, help="output folder to check (default: <plate>_outputs)")
     val.set_defaults(func=cmd_validate)
     return p
 
@@ -211,14 +302,49 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    _install_signal_handlers()
     try:
         return int(args.func(args))
-    except (OpenHCSError, ValueError, OSError) as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 1
-    except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted\n")
-        return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+    except KeyboardInterrupt as exc:
+        sys.stderr.write("\nstopped by SIGTERM\n" if isinstance(exc, Terminated) else "\ninterrupted\n")
+        return 143 if isinstance(exc, Terminated) else 130
+    except (OpenHCSError, ValueError, OSError, RecursionError, MemoryError) as exc:
+        return _error(args, exc)
+    except Exception as exc:  # a bug or an unforeseen input: still one line without -v
+        return _error(args, exc, kind=True)
+
+
+def _error(args: argparse.Namespace, exc: BaseException, kind: bool = False) -> int:
+    import traceback
+
+    if isinstance(exc, RecursionError):
+        text = f"input nested too deeply to read ({exc})"
+    elif isinstance(exc, MemoryError):
+        text = "not enough memory (an input declares more data than this machine can hold)"
+    else:
+        text = str(exc) or type(exc).__name__
+        if kind:
+            text = f"{type(exc).__name__}: {text}"
+    try:
+        if args.verbose:
+            traceback.print_exception(exc)
+        sys.stderr.write(f"error: {text}\n")
+        sys.stderr.flush()
+    except BrokenPipeError:
+        return _closed_pipe()
+    return 1
+
+
+def _closed_pipe() -> int:
+    # the reader went away (`| head`): say nothing, and keep Python from complaining at exit
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,7 +29,8 @@ END = "<!-- reliability-table: end -->"
 
 #: Table rows, in this order (a category the suite does not know is appended).
 CATEGORIES = ("bad input files", "bad steps", "process faults", "cancel and killed runs", "storage faults",
-              "concurrent runs", "pipeline files")
+              "concurrent runs", "pipeline files", "reused outputs and reruns", "signals and hung work",
+              "user errors")
 
 
 @dataclass

@@ -51,8 +51,36 @@ def default_output_dir(plate_root: Path) -> Path:
     return root.parent / f"{root.name}_outputs"
 
 
+def _ancestors_ids(path: Path) -> list[tuple[int, int]]:
+    """``(st_dev, st_ino)`` of ``path``'s existing ancestors (itself included)."""
+    ids = []
+    for p in (path, *path.parents):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        ids.append((st.st_dev, st.st_ino))
+    return ids
+
+
+def _inside(inner: Path, outer: Path) -> bool:
+    """Whether ``inner`` is ``outer`` or below it, by real path or by device and inode
+    (a bind mount or a second path to the same folder)."""
+    if inner == outer or outer in inner.parents:
+        return True
+    try:
+        st = outer.stat()
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) in _ancestors_ids(inner)
+
+
 def check_output_location(output_dir: Path, plate_root: Path) -> None:
-    """Refuse an output folder inside the input plate or one that cannot be written.
+    """Refuse an output folder that overlaps the input plate, or one that cannot be written.
+
+    The output may be neither inside the input plate nor hold it (e.g. an OME-Zarr
+    plate written by an earlier run into the same folder): compared by real path and,
+    through bind mounts, by device and inode of every ancestor.
 
     Raises
     ------
@@ -61,10 +89,16 @@ def check_output_location(output_dir: Path, plate_root: Path) -> None:
     """
     out = output_dir.resolve()
     root = plate_root.resolve()
-    if out == root or root in out.parents:
+    if _inside(out, root):
         raise OutputLocationError(
             f"output folder {out} is inside the input plate {root}; the raw plate is never "
             f"written to — choose a folder outside it (default: {default_output_dir(root)})"
+        )
+    if _inside(root, out):
+        raise OutputLocationError(
+            f"input plate {root} is inside the output folder {out}; a run could replace its own "
+            f"input — choose an output folder that does not contain the input "
+            f"(default: {default_output_dir(root)})"
         )
     probe = out
     while not probe.exists():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pprint
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,8 @@ def load_pipeline(path: str | Path) -> list[FunctionStep]:
     """
     path = Path(path)
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
+            raise PipelineFileError(f"pipeline file {path} is not a regular file")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PipelineFileError(f"cannot read pipeline file {path}: {exc}") from None
@@ -295,7 +298,7 @@ def pipeline_hash(steps: list[FunctionStep], extra: str = "") -> str:
                 for s in steps
             ]
         )
-    return hashlib.sha256((payload + extra).encode()).hexdigest()[:16]
+    return hashlib.sha256((payload + extra).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def export_python(

@@ -18,7 +18,8 @@ from ..microscopes.plate import Plate
 from .config import GlobalPipelineConfig
 from .context import OutputPlan, ProcessingContext
 from .errors import OutputLocationError
-from .events import WellFinished
+from .events import WellFailed, WellFinished
+from .output_identity import check_output_identity, input_identity, well_input_key, well_input_problem
 from .results import WellResult
 from .steps import FunctionStep
 from .well_output import settle_pending_tables
@@ -39,7 +40,9 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def provenance(plate: Plate, steps: list[FunctionStep], output: OutputPlan) -> dict[str, Any]:
+def provenance(
+    plate: Plate, steps: list[FunctionStep], output: OutputPlan, identity: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Return the provenance record stored in the output plate's attributes."""
     from .pipeline_io import PipelineFileError, pipeline_to_data
 
@@ -51,13 +54,7 @@ def provenance(plate: Plate, steps: list[FunctionStep], output: OutputPlan) -> d
         "pipeline": pipeline,
         "pipeline_hash": output.pipeline_hash,
         "versions": _versions(),
-        "input": {
-            "path": str(Path(plate.root).resolve()),
-            "name": plate.name,
-            "microscope": plate.microscope,
-            "source": plate.source,
-            "wells": len(plate.wells),
-        },
+        "input": identity if identity is not None else input_identity(plate),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -80,14 +77,18 @@ def _plate_writers(output: OutputPlan, attributes: dict[str, Any]) -> list[Any]:
     return writers
 
 
-def _combine_tables(output: OutputPlan) -> None:
+def _combine_tables(output: OutputPlan, wells: list[str], names: set[str]) -> None:
+    """Combine the per-well tables ``names`` (the pipeline's) of ``wells`` (those complete
+    in our plate) only: nothing else in the output folder is read."""
     from ..io import combine_well_tables
 
     if not output.tables_dir.is_dir():
         return
-    for folder in sorted(p for p in output.tables_dir.iterdir() if p.is_dir()):
-        if any(folder.glob("*.csv")):
-            combine_well_tables(output.tables_dir, folder.name)
+    for folder in sorted(output.tables_dir / n for n in names):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        if any((folder / f"{w}.csv").is_file() for w in wells):
+            combine_well_tables(output.tables_dir, folder.name, wells=wells, plate=output.plate_name)
 
 
 def run_plate(
@@ -112,7 +113,10 @@ def run_plate(
     except OSError as exc:
         raise OutputLocationError(f"cannot create output folder {output.output_dir}: {exc}") from None
     with OutputLock(output.output_dir):
-        writers = _plate_writers(output, provenance(plate, steps, output))
+        identity = input_identity(plate)
+        if not config.overwrite:
+            check_output_identity(output.plate_path, identity, output.pipeline_hash)
+        writers = _plate_writers(output, provenance(plate, steps, output, identity))
         main = writers[0]
         done = main.completed_wells()
         settle_pending_tables(output.tables_dir, done)  # left by a killed run
@@ -120,11 +124,16 @@ def run_plate(
         completed: list[str] = []
         to_run: list[ProcessingContext] = []
         for well, ctx in contexts.items():
+            problem = well_input_problem(ctx)
+            if problem is not None:
+                results[well] = WellResult(well, "failed", f"well {well}: {problem}")
+                continue
             record = done.get(well) or {}
             if (
                 well in done
                 and not config.overwrite
                 and record.get("pipeline_hash") == output.pipeline_hash
+                and record.get("input_key") == well_input_key(ctx)
             ):
                 results[well] = WellResult(
                     well,
@@ -132,21 +141,20 @@ def run_plate(
                     None,
                     {},
                     {"image": f"{output.plate_path}/{well}"},
-                    ("already complete for this pipeline",),
+                    ("already complete for this pipeline and these input files",),
                 )
                 continue
             if well in done:
-                logger.info(
-                    "well %s: recomputing (%s)",
-                    well,
-                    "overwrite" if config.overwrite else "different pipeline",
-                )
-                for w in writers:
-                    w.remove_well(well)
+                # the old well stays until its replacement is complete (write_well swaps it in)
+                why = "overwrite" if config.overwrite else "its input files or the pipeline changed"
+                logger.info("well %s: recomputing (%s)", well, why)
             to_run.append(ctx)
-        completed = [w for w in done if w not in {c.well for c in to_run}]
+        completed = list(done)  # a well being recomputed stays listed until it is replaced
         for well in results:
-            emit(WellFinished(well, results[well]))
+            if results[well].status == "failed":
+                emit(WellFailed(well, results[well].error or ""))
+            else:
+                emit(WellFinished(well, results[well]))
 
         def on_event(event: Any) -> None:
             if isinstance(event, WellFinished) and event.result.status == "done":
@@ -178,7 +186,8 @@ def run_plate(
             w.register_completed_wells(sorted(set(completed)))
         # pending tables of a worker killed after its well's rename (Dask reruns such a task)
         settle_pending_tables(output.tables_dir, main.completed_wells())
-        _combine_tables(output)
+        names = {n for c in contexts.values() for sp in c.steps for n in sp.special_outputs}
+        _combine_tables(output, sorted(main.completed_wells()), names)
     failed = [w for w, r in results.items() if r.status == "failed"]
     if failed:
         logger.warning("%d of %d wells failed: %s", len(failed), len(results), ", ".join(sorted(failed)))

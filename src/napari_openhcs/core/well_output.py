@@ -250,6 +250,13 @@ def settle_pending_tables(tables_dir: Path, complete: Mapping[str, Mapping[str, 
                 path.unlink(missing_ok=True)
 
 
+def well_input_key(ctx: ProcessingContext) -> str:
+    """The key of the files the well read (see :mod:`..output_identity`)."""
+    from .output_identity import well_input_key as key
+
+    return key(ctx)
+
+
 class WellWriter:
     """Writes one well's outputs as the well runner produces them."""
 
@@ -289,7 +296,7 @@ class WellWriter:
         writer.write_well(
             ctx.well, fields, channels=channels, pixel_size_um=ctx.inputs.pixel_size_um,
             z_spacing_um=zsp,
-            well_attributes={"pipeline_hash": ctx.output.pipeline_hash},
+            well_attributes={"pipeline_hash": ctx.output.pipeline_hash, "input_key": well_input_key(ctx)},
             missing_planes=missing,
             extents=extents if canvas is not None else None,
             labels=label_images,

@@ -14,7 +14,7 @@ import io
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,13 +111,23 @@ def read_table_csv(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     return {h: _parse_column([r[i] if i < len(r) else "" for r in body]) for i, h in enumerate(header)}
 
 
-def combine_well_tables(directory: str | os.PathLike[str], name: str, *, parquet: bool = True) -> Path:
+def combine_well_tables(
+    directory: str | os.PathLike[str],
+    name: str,
+    *,
+    parquet: bool = True,
+    wells: Iterable[str] | None = None,
+    plate: str | None = None,
+) -> Path:
     """Concatenate the per-well tables ``<directory>/<name>/<well>.csv`` into one.
 
-    The plate table ``<directory>/<name>.csv`` has one row per object, a leading
-    ``well`` column, and the union of the wells' columns (missing cells empty).
-    Wells are in plate order (A01, A02, …, B01, …). When pyarrow is installed and
-    ``parquet`` is true, ``<directory>/<name>.parquet`` is written too.
+    The plate table ``<directory>/<name>.csv`` has one row per object, leading
+    ``plate`` (when ``plate`` is given) and ``well`` columns, and the union of the
+    wells' columns (missing cells empty). Wells are in plate order (A01, A02, …,
+    B01, …). When pyarrow is installed and ``parquet`` is true,
+    ``<directory>/<name>.parquet`` is written too. With ``wells``, only the tables
+    of those wells are read (files in the folder that the run did not write are
+    ignored).
 
     Returns
     -------
@@ -125,15 +135,25 @@ def combine_well_tables(directory: str | os.PathLike[str], name: str, *, parquet
         The plate CSV.
     """
     folder = Path(directory) / name
+    wanted = None if wells is None else {canonical_well(w) for w in wells}
     per_well: list[tuple[str, Path]] = []
     if folder.is_dir():
         for path in folder.glob("*.csv"):
             try:
-                per_well.append((canonical_well(path.stem), path))
+                well = canonical_well(path.stem)
             except ValueError:
                 logger.warning("ignoring %s: its name is not a well name", path)
+                continue
+            if wanted is not None and (well not in wanted or path.name != f"{well}.csv"):
+                logger.warning("ignoring %s: not a table of a well of this plate", path)
+                continue
+            if not path.is_file():
+                logger.warning("ignoring %s: not a regular file", path)
+                continue
+            per_well.append((well, path))
     per_well.sort(key=lambda item: parse_well(item[0]))
-    header = ["well"]
+    header = ["plate", "well"] if plate is not None else ["well"]
+    extra = {"plate": plate} if plate is not None else {}
     rows: list[dict[str, str]] = []
     for well, path in per_well:
         with open(path, newline="", encoding="utf-8") as fh:
@@ -142,7 +162,7 @@ def combine_well_tables(directory: str | os.PathLike[str], name: str, *, parquet
                 if col not in header:
                     header.append(col)
             for row in reader:
-                rows.append({**row, "well": well})
+                rows.append({**row, **extra, "well": well})
     out = Path(directory) / f"{name}.csv"
 
     buf = io.StringIO(newline="")

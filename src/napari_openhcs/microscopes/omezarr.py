@@ -19,6 +19,7 @@ and ``Plate.reader`` is ``"zarr"``.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Iterator
 from itertools import product
@@ -194,6 +195,10 @@ def _field_arrays(
     return out, missing
 
 
+#: Planes (t × c × z) one field's array may declare; more is a corrupt or hostile zarr.json.
+MAX_PLANES_PER_ARRAY = 1_000_000
+
+
 def _plane_indices(image: NgffImage, shape: tuple[int, ...], source: str) -> Iterator[
     tuple[int, int, int, tuple[int, ...]]
 ]:
@@ -205,6 +210,10 @@ def _plane_indices(image: NgffImage, shape: tuple[int, ...], source: str) -> Ite
         raise PlateFormatError(f"{source}: the last two axes must be y, x (found "
                                f"{list(image.axes)})")
     check_image_size(shape[-2:], source)
+    planes = math.prod(int(n) for n in shape[:-2])
+    if planes > MAX_PLANES_PER_ARRAY:  # bounded before a record is made for each
+        raise PlateFormatError(f"{source}: the array declares {planes} planes (shape {list(shape)}); "
+                               f"more than {MAX_PLANES_PER_ARRAY} planes per field is not plausible")
     roles: list[str | None] = []
     lead = len(shape) - 2
     for name, typ, size in zip(image.axes[:lead], image.axis_types[:lead], shape[:lead],

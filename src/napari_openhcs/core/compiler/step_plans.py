@@ -9,8 +9,11 @@ together, before any pixel is read.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import numpy as np
 
 from ...functions.registry import METADATA_INPUTS, function_info, registered_name
 from ...microscopes.plate import Plate
@@ -22,6 +25,23 @@ from ..steps import FunctionStep, InputSource
 
 def _fname(func: Callable[..., Any]) -> str:
     return getattr(func, "__name__", type(func).__name__)
+
+
+def _non_finite(value: Any, depth: int = 0) -> str | None:
+    """``"NaN"``/``"infinite"`` when ``value`` (or a number inside it) is not finite."""
+    if isinstance(value, bool) or depth > 20:
+        return None
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "infinite"
+        return None
+    if isinstance(value, list | tuple):
+        return next((b for b in (_non_finite(v, depth + 1) for v in value) if b), None)
+    if isinstance(value, Mapping):
+        return next((b for b in (_non_finite(v, depth + 1) for v in value.values()) if b), None)
+    return None
 
 
 def bind_call(
@@ -61,6 +81,14 @@ def bind_call(
         elif key not in named and not accepts_any:
             valid = ", ".join(named) or "none"
             problems.append(f"{step_label}: {name}() has no argument {key!r} (its arguments: {valid})")
+            ok = False
+    for key, value in kwargs.items():
+        bad = _non_finite(value)
+        if bad is not None:
+            problems.append(
+                f"{step_label}: argument {key!r} of {name}() is {bad}; give a finite number "
+                f"(results and their metadata cannot hold NaN or infinity)"
+            )
             ok = False
     metadata = []
     for pname, p in named.items():

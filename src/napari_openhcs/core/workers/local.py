@@ -15,6 +15,7 @@ import logging
 import os
 import pickle
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -54,6 +55,8 @@ def _worker_main(tasks: Any, results: Any, cancel: Any, environ: dict[str, str])
     from .process import keep_arrays_on_the_heap, release_free_memory, use_one_malloc_arena
     from .start import import_in_background
 
+    # Ctrl-C reaches the whole process group: the supervisor decides, and stops this worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if os.environ != environ:
         os.environ.clear()
         os.environ.update(environ)
@@ -143,8 +146,10 @@ class ProcessExecutor:
             emit(_finish_event(result))
 
         n = max(1, min(max_workers, len(contexts)))
-        slots = [start_slot() for _ in range(n)]
+        interrupted = False
+        slots = []
         try:
+            slots.extend(start_slot() for _ in range(n))
             while len(results) < len(contexts):
                 if cancel_event.is_set() and not cancel.is_set():
                     cancel.set()
@@ -190,17 +195,26 @@ class ProcessExecutor:
                         else:
                             finish(WellResult(slot.well, "failed", f"well {slot.well}: {why}"))
                         slots[i] = start_slot()
+        except BaseException:
+            # interrupted (Ctrl-C, SIGTERM): stop every worker now; a well being written
+            # is in a temporary folder that the next run removes, so nothing half-done shows
+            interrupted = True
+            cancel.set()
+            raise
         finally:
             for slot in slots:
-                if slot.process.is_alive():
+                if slot.process.is_alive() and not interrupted:
                     try:
                         slot.tasks.send(None)
                     except OSError:
                         pass
             for slot in slots:
+                if interrupted and slot.process.is_alive():
+                    slot.process.kill()
                 slot.process.join(timeout=5)
                 if slot.process.is_alive():
                     slot.process.kill()
+                    slot.process.join(timeout=5)
                 slot.tasks.close()
                 slot.results.close()
         return results

@@ -1,0 +1,133 @@
+"""Signals and hung work, through the CLI with real signals: SIGTERM (what ``timeout``,
+systemd, SLURM and docker send) and one Ctrl-C stop the workers within seconds, release
+the lock, keep only complete wells and say which (exit 143/130); no worker process is
+left behind. A frozen worker (SIGSTOP) is stopped by the per-well timeout and its well
+fails with the reason. A rerun then completes the plate, equal to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from napari_openhcs import save_pipeline
+from napari_openhcs.io.lock import LOCK_FILE_NAME
+
+from ._cli_run import checksum_tree, cli, start_cli
+from ._support import WELLS, complete_wells_on_disk, output_plate_path, pipeline, wait_for
+
+pytestmark = [pytest.mark.category("signals and hung work"), pytest.mark.usefixtures("registered_functions")]
+
+
+def _workers(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _gone(procs: list[psutil.Process], timeout: float = 10.0) -> list[psutil.Process]:
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    return [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "Ctrl-C"])
+def test_signal_stops_the_run_cleanly(tiny_plate: Path, tmp_path: Path, how: str,
+                                      nothing_lost: Callable[..., None]) -> None:
+    """SIGTERM to the command alone (as ``timeout`` sends it), or SIGINT to its process group
+    (as a terminal sends Ctrl-C), once, in the middle of a run of 2 worker processes."""
+    raw = checksum_tree(tiny_plate)
+    out = tmp_path / "out"
+    steps = save_pipeline(pipeline(slow_s=0.3), tmp_path / "slow.yaml")
+    args = ["run", tiny_plate, "--pipeline", steps, "--out", out, "--workers", "2"]
+    log = tmp_path / "run.log"
+    proc = start_cli(*args, log=log)
+    try:
+        wait_for(lambda: out.joinpath("synthetic.ome.zarr").is_dir() and len(_workers(proc.pid)) >= 2
+                 and proc.poll() is None, timeout=60, what="a run with its workers")
+        time.sleep(0.5)
+        children = _workers(proc.pid)
+        if how == "SIGTERM":
+            os.kill(proc.pid, signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
+        t0 = time.monotonic()
+        code = proc.wait(timeout=30)
+        stopped_in = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = log.read_text(errors="replace")
+    assert code == (143 if how == "SIGTERM" else 130), text
+    assert stopped_in < 10, f"took {stopped_in:.1f} s to stop"
+    assert "Traceback" not in text, text
+    assert "completed wells are kept" in text, text
+    assert not (out / LOCK_FILE_NAME).exists(), "the lock must be released"
+    orphans = _gone(children)
+    assert not orphans, f"worker processes left running: {orphans}"
+    kept = complete_wells_on_disk(out)
+    nothing_lost(out, kept, absent=set(WELLS) - set(kept))
+    rerun = cli(*args[:-2], "--executor", "threads")
+    assert rerun.returncode == 0, rerun.stderr
+    nothing_lost(out, WELLS)
+    assert checksum_tree(tiny_plate) == raw
+
+
+def test_frozen_worker_is_stopped_by_the_well_timeout(tiny_plate: Path, tmp_path: Path,
+                                                       nothing_lost: Callable[..., None]) -> None:
+    """``kill -STOP`` the only worker mid-well: ``--well-timeout`` kills it, the well fails with
+    the reason, the other wells complete, and a rerun completes the failed one."""
+    out = tmp_path / "out"
+    steps = save_pipeline(pipeline(slow_s=0.15), tmp_path / "slow.yaml")
+    args = ["run", tiny_plate, "--pipeline", steps, "--out", out, "--workers", "1"]
+    log = tmp_path / "run.log"
+    proc = start_cli(*args, "--well-timeout", "4", log=log)
+    try:
+        def busy_worker() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(log.read_text())
+            return bool(_stoppable(proc.pid))
+
+        wait_for(busy_worker, timeout=60, what="a worker")
+        time.sleep(0.3)
+        frozen = _stoppable(proc.pid)[0]
+        frozen.send_signal(signal.SIGSTOP)
+        code = proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = log.read_text(errors="replace")
+    assert code == 1, text
+    assert "per-well timeout of 4 s" in text, text
+    failed = [line.split()[0] for line in text.splitlines() if line[:3] in WELLS and " failed " in line]
+    assert len(failed) == 1, text
+    assert not psutil.pid_exists(frozen.pid) or frozen.status() == psutil.STATUS_ZOMBIE
+    done = set(WELLS) - set(failed)
+    nothing_lost(out, done, absent=failed)
+    rerun = cli(*args, "--well-timeout", "60")
+    assert rerun.returncode == 0, rerun.stderr
+    nothing_lost(out, WELLS)
+    assert output_plate_path(out).is_dir()
+
+
+def _stoppable(pid: int) -> list[psutil.Process]:
+    """Worker processes: the children of the command's fork server (or its own children
+    that are neither the fork server nor the resource tracker)."""
+    out = []
+    for p in _workers(pid):
+        try:
+            cmd = " ".join(p.cmdline())
+        except psutil.Error:
+            continue
+        if "resource_tracker" in cmd or "forkserver" in cmd and p.ppid() == pid:
+            continue
+        out.append(p)
+    return out
