@@ -10,6 +10,7 @@ import logging
 import math
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..microscopes.plate import ImageRecord, Plate, parse_well
+from . import _ngff_labels as ngff
+from ._ngff_labels import NO_UNIT
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +149,8 @@ def raw_well_layers(plate: Plate, well: str | None = None) -> list[LayerData]:
     well = well or plate.wells[0]
     px = plate.pixel_size_um or 1.0
     dz = plate.z_spacing_um or 1.0
+    um = "µm" if plate.pixel_size_um else NO_UNIT
+    units = (NO_UNIT, "µm" if plate.z_spacing_um and plate.pixel_size_um else NO_UNIT, um, um)
     offsets = site_offsets_um(plate, well)
     by_site_channel: dict[tuple[int, int], dict[tuple[int, int], ImageRecord]] = {}
     for rec in plate.records_for(well):
@@ -166,6 +171,7 @@ def raw_well_layers(plate: Plate, well: str | None = None) -> list[LayerData]:
                 "colormap": channel_colormap(ch.color, ci, len(plate.channels), ch.wavelength_nm),
                 "blending": "additive",
                 "scale": (1.0, dz, px, px),
+                "units": units,
                 "translate": (0.0, 0.0, y, x),
                 "axis_labels": ("t", "z", "y", "x"),
                 "metadata": {META_KEY: {"kind": "raw", "plate_path": str(plate.root), "well": well,
@@ -175,6 +181,58 @@ def raw_well_layers(plate: Plate, well: str | None = None) -> list[LayerData]:
 
 
 # ---------------------------------------------------------------- output plates
+@dataclass(frozen=True)
+class _Geometry:
+    """How the wells and fields of a plate are laid out side by side (level-0 pixels)."""
+
+    n_levels: int
+    factors: list[int]
+    tcz: tuple[int, int, int]
+    cell_y: int
+    cell_x: int
+    f_rows: int
+    f_cols: int
+    well_y: int
+    well_x: int
+    pos: dict[str, tuple[int, int]]
+    r0: int
+    c0: int
+    n_r: int
+    n_c: int
+
+
+def _tile(arrays: dict[str, list[list[Any]]], g: _Geometry, dtype: Any) -> list[Any]:
+    """Return one lazy ``(T, C, Z, Y, X)`` array per level: every well's fields on the plate grid.
+
+    ``arrays[well][field]`` is the list of levels of one field (``None`` for a field
+    missing here, shown as zeros).
+    """
+    import dask.array as da
+
+    t_n, c_n, z_n = g.tcz
+    levels: list[Any] = []
+    for k in range(g.n_levels):
+        fk = g.factors[k]
+        cy, cx, wy, wx = g.cell_y // fk, g.cell_x // fk, g.well_y // fk, g.well_x // fk
+        blank = da.zeros((t_n, c_n, z_n, cy, cx), dtype=dtype, chunks=(1, 1, 1, cy, cx))
+        rows = []
+        for r in range(g.n_r):
+            row = []
+            for c in range(g.n_c):
+                well = next((w for w, rc in g.pos.items() if rc == (r + g.r0, c + g.c0)), None)
+                if well is None:
+                    row.append(da.zeros((t_n, c_n, z_n, wy, wx), dtype=dtype, chunks=(1, 1, 1, wy, wx)))
+                    continue
+                fields = [blank if f is None else _pad_to(f[k].astype(dtype), (t_n, c_n, z_n, cy, cx))
+                          for f in arrays[well]]
+                fields += [blank] * (g.f_rows * g.f_cols - len(fields))
+                grid = [fields[i * g.f_cols:(i + 1) * g.f_cols] for i in range(g.f_rows)]
+                row.append(_pad_to(da.block(grid), (t_n, c_n, z_n, wy, wx)))
+            rows.append(row)
+        levels.append(da.block(rows))
+    return levels
+
+
 def _to_tczyx(arr: Any, axes: Sequence[str]) -> Any:
     """Return a dask array with axes ``(t, c, z, y, x)`` (missing axes inserted)."""
     names = [a.lower() for a in axes] if axes else ["t", "c", "z", "y", "x"][-arr.ndim:]
@@ -264,25 +322,9 @@ def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None
     n_r = max(r for r, _ in pos.values()) - r0 + 1
     n_c = max(c for _, c in pos.values()) - c0 + 1
 
-    levels: list[Any] = []
-    for k in range(n_levels):
-        fk = factors[k]
-        cy, cx, wy, wx = cell_y // fk, cell_x // fk, well_y // fk, well_x // fk
-        dtype = all0[0].dtype
-        rows = []
-        for r in range(n_r):
-            row = []
-            for c in range(n_c):
-                well = next((w for w, rc in pos.items() if rc == (r + r0, c + c0)), None)
-                if well is None:
-                    row.append(da.zeros((t_n, c_n, z_n, wy, wx), dtype=dtype, chunks=(1, 1, 1, wy, wx)))
-                    continue
-                fields = [_pad_to(f[k].astype(dtype), (t_n, c_n, z_n, cy, cx)) for f in arrays[well]]
-                fields += [da.zeros((t_n, c_n, z_n, cy, cx), dtype=dtype)] * (f_rows * f_cols - len(fields))
-                grid = [fields[i * f_cols:(i + 1) * f_cols] for i in range(f_rows)]
-                row.append(_pad_to(da.block(grid), (t_n, c_n, z_n, wy, wx)))
-            rows.append(row)
-        levels.append(da.block(rows))
+    geometry = _Geometry(n_levels, factors, (t_n, c_n, z_n), cell_y, cell_x, f_rows, f_cols,
+                         well_y, well_x, pos, r0, c0, n_r, n_c)
+    levels = _tile(arrays, geometry, all0[0].dtype)
 
     scale = plate.scale
     names = [a.lower() for a in axes]
@@ -291,6 +333,13 @@ def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None
         return float(scale[names.index(ax)]) if ax in names and len(scale) == len(names) else 1.0
 
     sy, sx, sz, st = axis_scale("y"), axis_scale("x"), axis_scale("z"), axis_scale("t")
+    import zarr
+
+    root = zarr.open_group(str(path), mode="r")
+    groups = {w: [ngff.image_group(root, plate.levels(w, f)[0]) for f in range(len(arrays[w]))]
+              for w in wells}
+    found = ngff.axis_units(groups[wells[0]][0])
+    units = tuple(found.get(ax, NO_UNIT) for ax in ("t", "z", "y", "x"))
     channels = plate.channels
     meta = {"kind": "output", "plate_path": str(Path(path)), "wells": list(wells)}
     out: list[LayerData] = []
@@ -303,12 +352,15 @@ def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None
             "name": f"{plate.name} {name}",
             "multiscale": n_levels > 1,
             "scale": (st, sz, sy, sx),
+            "units": units,
             "axis_labels": ("t", "z", "y", "x"),
             "metadata": {META_KEY: {**meta, "channel": name}},
         }
         if not labels:
             kwargs.update(colormap=channel_colormap(ch.color if ch else None, ci, c_n), blending="additive")
         out.append((data if n_levels > 1 else data[0], kwargs, "labels" if labels else "image"))
+    common = {"scale": (st, sz, sy, sx), "units": units, "axis_labels": ("t", "z", "y", "x")}
+    out += _label_layers(plate.name, groups, geometry, common, meta)
     label_pos = np.array([[(pos[w][0] - r0) * well_y * sy, (pos[w][1] - c0) * well_x * sx] for w in wells])
     feats: dict[str, Any] = {"well": list(wells)}
     if features and "well" in features:
@@ -325,4 +377,44 @@ def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None
         "border_width": 0.0,
         "metadata": {META_KEY: {**meta, "kind": "output-wells"}},
     }, "points"))
+    return out
+
+
+def _label_layers(plate_name: str, groups: dict[str, list[Any]], g: _Geometry,
+                  common: dict[str, Any], meta: dict[str, Any]) -> list[LayerData]:
+    """Return one lazy multiscale labels layer per NGFF label name found under the plate's images.
+
+    Each label image is laid out like its image (same wells, fields and scale); a
+    field without that label shows as background.
+    """
+    import dask.array as da
+
+    names: list[str] = []
+    for fields in groups.values():
+        for group in fields:
+            names += [n for n in ngff.label_names(group) if n not in names]
+    out: list[LayerData] = []
+    for name in names:
+        arrays: dict[str, list[Any]] = {}
+        colors = None
+        dtype = None
+        for well, fields in groups.items():
+            arrays[well] = []
+            for group in fields:
+                if name not in ngff.label_names(group):
+                    arrays[well].append(None)
+                    continue
+                axes = ngff.label_axes(group, name)
+                levels = [_to_tczyx(da.from_zarr(a), axes)[:, :1] for a in ngff.label_levels(group, name)]
+                arrays[well].append(levels)
+                dtype = dtype or levels[0].dtype
+                colors = colors or ngff.label_colors(group, name)
+        n = min([g.n_levels] + [len(f) for fs in arrays.values() for f in fs if f is not None])
+        geometry = replace(g, n_levels=n, tcz=(g.tcz[0], 1, g.tcz[2]))
+        levels = [lvl[:, 0] for lvl in _tile(arrays, geometry, dtype)]
+        kwargs: dict[str, Any] = {"name": f"{plate_name} {name}", "multiscale": n > 1, **common,
+                                  "metadata": {META_KEY: {**meta, "kind": "output-labels", "label": name}}}
+        if colors:
+            kwargs["colormap"] = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0), **colors}
+        out.append((levels if n > 1 else levels[0], kwargs, "labels"))
     return out
