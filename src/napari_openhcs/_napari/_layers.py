@@ -339,7 +339,8 @@ def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None
     groups = {w: [ngff.image_group(root, plate.levels(w, f)[0]) for f in range(len(arrays[w]))]
               for w in wells}
     found = ngff.axis_units(groups[wells[0]][0])
-    units = tuple(found.get(ax, NO_UNIT) for ax in ("t", "z", "y", "x"))
+    # t stays unit-less like the raw layers (napari renders units only when all layers agree)
+    units = (NO_UNIT, *(found.get(ax, NO_UNIT) for ax in ("z", "y", "x")))
     channels = plate.channels
     meta = {"kind": "output", "plate_path": str(Path(path)), "wells": list(wells)}
     out: list[LayerData] = []
@@ -370,6 +371,7 @@ def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None
                 feats[col] = [values[index[w]] if w in index else np.nan for w in wells]
     out.append((label_pos, {
         "name": f"{plate.name} wells",
+        "units": units[-2:],
         "features": feats,
         "text": {"string": "{well}", "anchor": "upper_left", "color": "white", "size": 10},
         "size": 0.0,
