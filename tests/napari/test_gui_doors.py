@@ -86,6 +86,7 @@ def test_output_plate_opens_with_its_ngff_labels(make_napari_viewer, tmp_path: P
     assert tuple(labels.scale) == tuple(image.scale) and labels.scale[-1] == pytest.approx(PIXEL_UM)
     assert [_unit(labels, a) for a in (-2, -1)] == ["µm", "µm"]
     assert [_unit(image, a) for a in (-2, -1)] == ["µm", "µm"]
+    assert viewer.layers.extent.units is not None  # every layer agrees, so napari renders µm
     np.testing.assert_array_equal(np.asarray(labels.data[0][0, 0, :32, :32]), mask)
     np.testing.assert_array_equal(np.asarray(image.data[0][0, 0, :32, :32]), pixels)
     for value, rgba in LABEL_RGBA.items():
@@ -133,11 +134,13 @@ def test_the_user_loop_with_docks_from_the_menu(make_napari_viewer, qtbot, tiny_
         viewer.open(str(tiny_plate), plugin=PLUGIN)  # File > Open Folder with our reader
         assert hcs.session.plate is not None and hcs.plate_map.grid.model is not None
         hcs.add_function("percentile_normalize", search="normalize")
+        hcs.add_function("max_projection", search="max projection")
         count = hcs.add_function("count_nuclei", search="count nuclei")
         hcs.preview.run_button.click()
         first = hcs.wait_preview(timeout=60000)
         assert first.error is None, first.error
         assert hcs.layer_names("preview")
+        assert viewer.layers.extent.units is not None  # raw and preview layers agree: the scale bar says µm
         hcs.editor.form.param_widget("sigma").value = 2.5  # the preview refreshes by itself
         second = hcs.wait_preview(timeout=60000)
         assert second is not first and second.error is None
@@ -150,6 +153,7 @@ def test_the_user_loop_with_docks_from_the_menu(make_napari_viewer, qtbot, tiny_
         assert {r.status for r in blocker.args[0].values()} == {"done"}
         outputs = [viewer.layers[n] for n in hcs.layer_names("output")]
         assert outputs and all(_unit(ly, -1) == "µm" for ly in outputs)
+        assert viewer.layers.extent.units is not None
     finally:
         hcs.preview.shutdown()
         hcs.run.shutdown()

@@ -150,7 +150,8 @@ def raw_well_layers(plate: Plate, well: str | None = None) -> list[LayerData]:
     px = plate.pixel_size_um or 1.0
     dz = plate.z_spacing_um or 1.0
     um = "µm" if plate.pixel_size_um else NO_UNIT
-    units = (NO_UNIT, "µm" if plate.z_spacing_um and plate.pixel_size_um else NO_UNIT, um, um)
+    flat = len(plate.z_indices) == 1  # one plane: no z extent, µm like y/x so all layers agree
+    units = (NO_UNIT, um if plate.z_spacing_um or flat else NO_UNIT, um, um)
     offsets = site_offsets_um(plate, well)
     by_site_channel: dict[tuple[int, int], dict[tuple[int, int], ImageRecord]] = {}
     for rec in plate.records_for(well):
@@ -340,6 +341,8 @@ def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None
               for w in wells}
     found = ngff.axis_units(groups[wells[0]][0])
     # t stays unit-less like the raw layers (napari renders units only when all layers agree)
+    if z_n == 1 and "y" in found:  # one plane: no z extent, same unit as y/x so all layers agree
+        found.setdefault("z", found["y"])
     units = (NO_UNIT, *(found.get(ax, NO_UNIT) for ax in ("z", "y", "x")))
     channels = plate.channels
     meta = {"kind": "output", "plate_path": str(Path(path)), "wells": list(wells)}

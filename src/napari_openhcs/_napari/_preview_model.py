@@ -165,7 +165,10 @@ def preview_layers(preview: Any, steps: Sequence[FunctionStep], plate: Any = Non
         number = (idx if idx is not None else sp.index) + 1
         image, (oy, ox) = step_image(sp, plate, preview.well, preview.site)
         z_um, y_um, x_um = (float(v or 1.0) for v in sp.scale_um)
-        units = (NO_UNIT, *("µm" if v else NO_UNIT for v in sp.scale_um))
+        # one z plane has no z extent: call it µm like y/x so all layers agree (napari renders
+        # units only then)
+        flat = getattr(image, "shape", (0,) * 4)[-3] == 1 and bool(sp.scale_um[1])
+        units = (NO_UNIT, *("µm" if v or (i == 0 and flat) else NO_UNIT for i, v in enumerate(sp.scale_um)))
         colors = list(getattr(sp, "channel_colors", []) or [])
         for c, channel in enumerate(sp.channel_names):
             color = colors[c] if c < len(colors) else None
