@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from napari_openhcs import open_plate
-from napari_openhcs._napari._layers import channel_colormap, output_plate_layers, raw_well_layers
+from napari_openhcs._napari._layers import channel_colormap, raw_well_layers
+from napari_openhcs._napari._output_layers import output_plate_layers
 from napari_openhcs._napari._reader import get_reader, read_raw_plate, read_zarr_plate
 
 

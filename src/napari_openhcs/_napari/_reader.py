@@ -6,7 +6,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from ._layers import LayerData, is_zarr_plate, load_plate, output_plate_layers, raw_well_layers
+from ._layers import LayerData, load_plate, raw_well_layers
+from ._output_layers import is_zarr_plate, output_plate_layers
 
 logger = logging.getLogger(__name__)
 

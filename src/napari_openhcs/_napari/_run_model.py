@@ -155,7 +155,7 @@ def run_job(
 
 def prepare_outputs(plate_path: Path, tables_dir: Path) -> RunOutputs | None:
     """Read an output plate's metadata and tables into layer data (``None`` if nothing was written)."""
-    from ._layers import output_plate_layers
+    from ._output_layers import output_plate_layers
     from ._plate_map_model import per_well_values
     from ._prefetch import prefetch_first_plane
 
