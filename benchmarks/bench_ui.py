@@ -123,7 +123,6 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     import napari
-    from napari_openhcs._napari import _widgets
     from napari_openhcs._napari._session import session_for
     from napari_openhcs.testing import make_synthetic_plate
 
@@ -140,12 +139,11 @@ def main() -> None:
                                                          "p99_gap_ms": 1000 * blocked, "ticks": 0}))
 
     session = session_for(viewer)
-    editor = _widgets.pipeline_editor_widget(viewer)
-    preview = _widgets.preview_widget(viewer)
-    run = _widgets.run_plate_widget(viewer)
-    plate_map = _widgets.plate_map_widget(viewer)
-    for name, widget in (("Plate map", plate_map), ("Pipeline", editor), ("Preview", preview), ("Run", run)):
-        viewer.window.add_dock_widget(widget, name=name)
+    # the docks as the Plugins menu builds them
+    _, plate_map = viewer.window.add_plugin_dock_widget("napari-openhcs", "Plate map")
+    _, editor = viewer.window.add_plugin_dock_widget("napari-openhcs", "Pipeline editor")
+    _, preview = viewer.window.add_plugin_dock_widget("napari-openhcs", "Preview")
+    _, run = viewer.window.add_plugin_dock_widget("napari-openhcs", "Run plate")
     for name in ("percentile_normalize", "max_projection", "count_nuclei"):
         editor.add_function(name)
     session.select(session.plate.wells[0])

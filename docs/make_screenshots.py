@@ -1,8 +1,9 @@
 """Regenerate the widget screenshots in ``docs/images/`` from the real docks.
 
 Run it under a display (on a headless Linux machine: ``xvfb-run -a python docs/make_screenshots.py``).
-It opens the synthetic sample plate, builds a small pipeline, previews a well,
-runs the plate and grabs every dock with Qt's ``QWidget.grab()``.
+It opens the synthetic sample plate, grabs napari's *Choose reader* dialog for it,
+opens every dock from the Plugins menu (napari's own menu actions), builds a small
+pipeline, previews a well, runs the plate and grabs every dock with Qt's ``QWidget.grab()``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,18 @@ def save(widget: Any, name: str, out: Path, dock: Any = None, size: tuple[int, i
     return path
 
 
+def save_reader_dialog(path: str, readers: dict[str, str], out: Path) -> Path:
+    """Grab napari's own *Choose reader* dialog, as napari shows it for a plate folder."""
+    from napari._qt.dialogs.qt_reader_dialog import QtReaderDialog
+
+    dialog = QtReaderDialog(pth=path, readers=readers, error_message="")
+    dialog.show()
+    try:
+        return save(dialog, "reader-choice", out)
+    finally:
+        dialog.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=IMAGES, help="folder for the PNG files")
@@ -59,34 +72,40 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
+    from napari.plugins._npe2 import get_readers
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QDockWidget
+
     import napari
-    from napari_openhcs._napari import _widgets
     from napari_openhcs._napari._session import session_for
     from napari_openhcs.testing import make_synthetic_plate
 
     tmp = Path(tempfile.mkdtemp(prefix="openhcs-docs-"))
     plate_dir = make_synthetic_plate(tmp / "plate", spec="sample", seed=0)
     viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(1500, 950)
+    qt_window = viewer.window._qt_window
+    qt_window.resize(1500, 950)
+    save_reader_dialog(str(plate_dir), get_readers(str(plate_dir)), args.out)
     viewer.open(str(plate_dir), plugin="napari-openhcs")
     session = session_for(viewer)
-    docks = {
-        "plate-map": _widgets.plate_map_widget(viewer),
-        "pipeline-editor": _widgets.pipeline_editor_widget(viewer),
-        "preview": _widgets.preview_widget(viewer),
-        "run-plate": _widgets.run_plate_widget(viewer),
-        "measurements": _widgets.measurements_widget(viewer),
-    }
-    placement = {"plate-map": ("left", False), "pipeline-editor": ("right", False),
-                 "preview": ("right", False), "run-plate": ("right", True), "measurements": ("right", True)}
-    dock_widgets = {}
-    for name, widget in docks.items():
-        area, tabify = placement[name]
-        dock_widgets[name] = viewer.window.add_dock_widget(
-            widget, name=name.replace("-", " ").capitalize(), area=area, tabify=tabify)
-    from qtpy.QtCore import Qt
-
-    viewer.window._qt_window.resizeDocks([dock_widgets["pipeline-editor"], dock_widgets["preview"]],
+    titles = {"plate-map": "Plate map", "pipeline-editor": "Pipeline editor", "preview": "Preview",
+              "run-plate": "Run plate", "measurements": "Measurements"}
+    menu = next(a.menu() for a in viewer.window.plugins_menu.actions()
+                if a.menu() is not None and a.text().replace("&", "") == "napari-openhcs")
+    actions = {a.text().replace("&", ""): a for a in menu.actions()}
+    docks, dock_widgets = {}, {}
+    for name, title in titles.items():
+        actions[title].trigger()  # as a user picks Plugins > napari-openhcs > <title>
+        widget = viewer.window.dock_widgets[f"{title} (napari-openhcs)"]
+        dock = widget.parent()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parent()
+        docks[name], dock_widgets[name] = widget, dock
+    qt_window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock_widgets["plate-map"])
+    qt_window.tabifyDockWidget(dock_widgets["preview"], dock_widgets["run-plate"])
+    qt_window.tabifyDockWidget(dock_widgets["preview"], dock_widgets["measurements"])
+    dock_widgets["preview"].raise_()
+    qt_window.resizeDocks([dock_widgets["pipeline-editor"], dock_widgets["preview"]],
                                          [620, 300], Qt.Orientation.Vertical)
 
     editor, preview, run = docks["pipeline-editor"], docks["preview"], docks["run-plate"]

@@ -31,25 +31,25 @@ def _private_sample_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.setenv("NAPARI_OPENHCS_CACHE", str(tmp_path_factory.getbasetemp() / "sample-cache"))
 
 
+#: The docks, by their display name in the Plugins menu.
+DOCKS = ("Plate map", "Pipeline editor", "Preview", "Run plate", "Measurements")
+
+
 class HCS:
-    """A viewer with the plugin's docks, as a user would set it up."""
+    """A viewer with the plugin's docks, opened as a user does: from the Plugins menu."""
 
     def __init__(self, viewer, qtbot) -> None:
-        from napari_openhcs._napari import _widgets
         from napari_openhcs._napari._session import session_for
 
         self.viewer = viewer
         self.qtbot = qtbot
+        widgets = {name: open_from_plugins_menu(viewer, name) for name in DOCKS}
+        self.plate_map = widgets["Plate map"]
+        self.editor = widgets["Pipeline editor"]
+        self.preview = widgets["Preview"]
+        self.run = widgets["Run plate"]
+        self.measurements = widgets["Measurements"]
         self.session = session_for(viewer)
-        self.plate_map = _widgets.plate_map_widget(viewer)
-        self.editor = _widgets.pipeline_editor_widget(viewer)
-        self.preview = _widgets.preview_widget(viewer)
-        self.run = _widgets.run_plate_widget(viewer)
-        self.measurements = _widgets.measurements_widget(viewer)
-        for name, widget in (("Plate map", self.plate_map), ("Pipeline", self.editor),
-                             ("Preview", self.preview), ("Run plate", self.run),
-                             ("Measurements", self.measurements)):
-            viewer.window.add_dock_widget(widget, name=name)
 
     def layer_names(self, kind: str | None = None) -> list[str]:
         from napari_openhcs._napari._viewer import layer_info
@@ -70,6 +70,22 @@ class HCS:
         with self.qtbot.waitSignal(self.preview.preview_finished, timeout=timeout) as blocker:
             pass
         return blocker.args[0]
+
+
+def plugin_menu_actions(viewer) -> dict[str, object]:
+    """Return napari's own QActions of our docks in *Plugins → napari-openhcs*, by dock name."""
+    from qtpy.QtWidgets import QMenu
+
+    menu: QMenu = next(a.menu() for a in viewer.window.plugins_menu.actions()
+                       if a.menu() is not None and a.text().replace("&", "") == "napari-openhcs")
+    return {a.text().replace("&", ""): a for a in menu.actions() if a.text()}
+
+
+def open_from_plugins_menu(viewer, name: str):
+    """Trigger the Plugins menu action of dock ``name``; return the widget napari built."""
+    action = plugin_menu_actions(viewer)[name]
+    action.trigger()
+    return viewer.window.dock_widgets[f"{name} (napari-openhcs)"]
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from napari_openhcs import open_plate
-from napari_openhcs._napari._layers import channel_colormap, output_plate_layers, raw_well_layers
+from napari_openhcs._napari._layers import channel_colormap, raw_well_layers
+from napari_openhcs._napari._output_layers import output_plate_layers
 from napari_openhcs._napari._reader import get_reader, read_raw_plate, read_zarr_plate
 
 
@@ -89,3 +90,28 @@ def test_output_plate_features(shared_data: Path) -> None:
     layers = output_plate_layers(plate_dir, features={"well": ["B03"], "cells: count": [7.0]})
     feats = layers[-1][1]["features"]
     assert feats["cells: count"][1] == 7.0 and np.isnan(feats["cells: count"][0])
+
+
+def test_prefetched_layers_hold_the_same_pixels_and_the_first_plane_in_memory(tmp_path: Path) -> None:
+    import shutil
+
+    from _ngff import write_plate
+
+    from napari_openhcs._napari._prefetch import prefetch_first_plane
+
+    path, pixels, mask = write_plate(tmp_path)
+    lazy = output_plate_layers(path)
+    ready = prefetch_first_plane(lazy)
+    expected = {}
+    for (a, _, kind), (b, kwargs, _) in zip(lazy, ready):
+        if kind == "points":
+            continue
+        for la, lb in zip(a, b):
+            assert isinstance(lb, da.Array) and lb.shape == la.shape
+            np.testing.assert_array_equal(np.asarray(lb), np.asarray(la))
+            expected[id(lb)] = (lb, np.asarray(la[0, 0]))
+        if kind == "image":
+            assert kwargs["contrast_limits"] == (float(pixels[::2, ::2].min()), float(pixels[::2, ::2].max()))
+    shutil.rmtree(path)  # what napari shows first no longer needs the store
+    for lb, plane in expected.values():
+        np.testing.assert_array_equal(np.asarray(lb[0, 0]), plane)

@@ -1,4 +1,4 @@
-"""Layer data for raw plates and output plates (lazy dask arrays; no napari import).
+"""Layer data for raw plates (lazy dask arrays; no napari import); output plates: ``_output_layers``.
 
 Every function returns napari *layer data tuples* ``(data, kwargs, layer_type)``
 so the reader, the widgets and the tests share one code path.
@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..microscopes.plate import ImageRecord, Plate, parse_well
+from ..microscopes.plate import ImageRecord, Plate
+from ._ngff_labels import NO_UNIT
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +146,9 @@ def raw_well_layers(plate: Plate, well: str | None = None) -> list[LayerData]:
     well = well or plate.wells[0]
     px = plate.pixel_size_um or 1.0
     dz = plate.z_spacing_um or 1.0
+    um = "µm" if plate.pixel_size_um else NO_UNIT
+    flat = len(plate.z_indices) == 1  # one plane: no z extent, µm like y/x so all layers agree
+    units = (NO_UNIT, um if plate.z_spacing_um or flat else NO_UNIT, um, um)
     offsets = site_offsets_um(plate, well)
     by_site_channel: dict[tuple[int, int], dict[tuple[int, int], ImageRecord]] = {}
     for rec in plate.records_for(well):
@@ -166,163 +169,10 @@ def raw_well_layers(plate: Plate, well: str | None = None) -> list[LayerData]:
                 "colormap": channel_colormap(ch.color, ci, len(plate.channels), ch.wavelength_nm),
                 "blending": "additive",
                 "scale": (1.0, dz, px, px),
+                "units": units,
                 "translate": (0.0, 0.0, y, x),
                 "axis_labels": ("t", "z", "y", "x"),
                 "metadata": {META_KEY: {"kind": "raw", "plate_path": str(plate.root), "well": well,
                                         "site": site, "channel": ch.name}},
             }, "image"))
     return layers
-
-
-# ---------------------------------------------------------------- output plates
-def _to_tczyx(arr: Any, axes: Sequence[str]) -> Any:
-    """Return a dask array with axes ``(t, c, z, y, x)`` (missing axes inserted)."""
-    names = [a.lower() for a in axes] if axes else ["t", "c", "z", "y", "x"][-arr.ndim:]
-    index: list[Any] = []
-    for ax in ("t", "c", "z", "y", "x"):
-        index.append(slice(None) if ax in names else None)
-    order = [names.index(ax) for ax in ("t", "c", "z", "y", "x") if ax in names]
-    return arr.transpose(order)[tuple(index)]
-
-
-def _pad_to(arr: Any, shape: Sequence[int]) -> Any:
-    import dask.array as da
-
-    pads = [(0, max(0, s - n)) for n, s in zip(arr.shape, shape)]
-    if not any(p[1] for p in pads):
-        return arr
-    return da.pad(arr, pads, mode="constant")
-
-
-def is_zarr_plate(path: str | Path) -> bool:
-    """Return True if ``path`` is an OME-Zarr HCS plate group (NGFF 0.4 or 0.5)."""
-    import json
-
-    p = Path(path)
-    for name, getter in (("zarr.json", lambda d: d.get("attributes", {}).get("ome", {})),
-                         (".zattrs", lambda d: d)):
-        f = p / name
-        if f.is_file():
-            try:
-                doc = json.loads(f.read_text())
-            except (OSError, ValueError):
-                return False
-            meta = getter(doc)
-            return isinstance(meta, dict) and isinstance(meta.get("plate"), dict)
-    return False
-
-
-def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None) -> list[LayerData]:
-    """Return lazy multiscale layers for an OME-Zarr HCS plate, one per channel.
-
-    Wells are laid out as on the plate (the bounding box of the wells present),
-    each well's fields side by side; a points layer labels every well.
-
-    Parameters
-    ----------
-    path : str or Path
-        The plate folder (ours or any NGFF 0.4/0.5 HCS plate).
-    features : dict, optional
-        Per-well table ``{column: values}`` with a ``well`` column; attached as the
-        label layer's features.
-
-    Returns
-    -------
-    list of (data, kwargs, layer_type)
-        One image layer per channel (a labels layer when the plate holds signed-integer
-        label images), then the ``points`` layer of well names.
-    """
-    import dask.array as da
-
-    from ..io import open_output_plate
-
-    plate = open_output_plate(path)
-    wells = plate.wells
-    if not wells:
-        return []
-    axes = plate.axes
-    arrays: dict[str, list[list[Any]]] = {}
-    for well in wells:
-        arrays[well] = [[_to_tczyx(da.from_zarr(a), axes) for a in plate.levels(well, f)]
-                        for f in range(len(plate.field_paths(well)))]
-    n_levels = min(len(levels) for fields in arrays.values() for levels in fields)
-    first = arrays[wells[0]][0]
-    factors = [max(1, round(first[0].shape[-1] / first[k].shape[-1])) for k in range(n_levels)]
-    fmax = factors[-1]
-    all0 = [f[0] for fields in arrays.values() for f in fields]
-    t_n, c_n, z_n = (max(a.shape[i] for a in all0) for i in range(3))
-    cell_y = math.ceil(max(a.shape[3] for a in all0) / fmax) * fmax
-    cell_x = math.ceil(max(a.shape[4] for a in all0) / fmax) * fmax
-    n_fields = max(len(f) for f in arrays.values())
-    f_cols = max(1, math.ceil(math.sqrt(n_fields)))
-    f_rows = math.ceil(n_fields / f_cols)
-    gap = math.ceil(0.08 * max(cell_y, cell_x) / fmax) * fmax
-    well_y, well_x = f_rows * cell_y + gap, f_cols * cell_x + gap
-    pos = {w: parse_well(w) for w in wells}
-    r0 = min(r for r, _ in pos.values())
-    c0 = min(c for _, c in pos.values())
-    n_r = max(r for r, _ in pos.values()) - r0 + 1
-    n_c = max(c for _, c in pos.values()) - c0 + 1
-
-    levels: list[Any] = []
-    for k in range(n_levels):
-        fk = factors[k]
-        cy, cx, wy, wx = cell_y // fk, cell_x // fk, well_y // fk, well_x // fk
-        dtype = all0[0].dtype
-        rows = []
-        for r in range(n_r):
-            row = []
-            for c in range(n_c):
-                well = next((w for w, rc in pos.items() if rc == (r + r0, c + c0)), None)
-                if well is None:
-                    row.append(da.zeros((t_n, c_n, z_n, wy, wx), dtype=dtype, chunks=(1, 1, 1, wy, wx)))
-                    continue
-                fields = [_pad_to(f[k].astype(dtype), (t_n, c_n, z_n, cy, cx)) for f in arrays[well]]
-                fields += [da.zeros((t_n, c_n, z_n, cy, cx), dtype=dtype)] * (f_rows * f_cols - len(fields))
-                grid = [fields[i * f_cols:(i + 1) * f_cols] for i in range(f_rows)]
-                row.append(_pad_to(da.block(grid), (t_n, c_n, z_n, wy, wx)))
-            rows.append(row)
-        levels.append(da.block(rows))
-
-    scale = plate.scale
-    names = [a.lower() for a in axes]
-
-    def axis_scale(ax: str) -> float:
-        return float(scale[names.index(ax)]) if ax in names and len(scale) == len(names) else 1.0
-
-    sy, sx, sz, st = axis_scale("y"), axis_scale("x"), axis_scale("z"), axis_scale("t")
-    channels = plate.channels
-    meta = {"kind": "output", "plate_path": str(Path(path)), "wells": list(wells)}
-    out: list[LayerData] = []
-    labels = np.dtype(all0[0].dtype).kind == "i"  # segmentation output: a label image
-    for ci in range(c_n):
-        ch = channels[ci] if ci < len(channels) else None
-        name = ch.name if ch else f"c{ci}"
-        data = [lvl[:, ci] for lvl in levels]
-        kwargs: dict[str, Any] = {
-            "name": f"{plate.name} {name}",
-            "multiscale": n_levels > 1,
-            "scale": (st, sz, sy, sx),
-            "axis_labels": ("t", "z", "y", "x"),
-            "metadata": {META_KEY: {**meta, "channel": name}},
-        }
-        if not labels:
-            kwargs.update(colormap=channel_colormap(ch.color if ch else None, ci, c_n), blending="additive")
-        out.append((data if n_levels > 1 else data[0], kwargs, "labels" if labels else "image"))
-    label_pos = np.array([[(pos[w][0] - r0) * well_y * sy, (pos[w][1] - c0) * well_x * sx] for w in wells])
-    feats: dict[str, Any] = {"well": list(wells)}
-    if features and "well" in features:
-        index = {str(w): i for i, w in enumerate(features["well"])}
-        for col, values in features.items():
-            if col != "well":
-                feats[col] = [values[index[w]] if w in index else np.nan for w in wells]
-    out.append((label_pos, {
-        "name": f"{plate.name} wells",
-        "features": feats,
-        "text": {"string": "{well}", "anchor": "upper_left", "color": "white", "size": 10},
-        "size": 0.0,
-        "face_color": "transparent",
-        "border_width": 0.0,
-        "metadata": {META_KEY: {**meta, "kind": "output-wells"}},
-    }, "points"))
-    return out

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..core.steps import FunctionStep
 from ._layers import META_KEY, LayerData, channel_colormap, site_offsets_um
+from ._ngff_labels import NO_UNIT
 from ._pipeline_model import model_index
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,10 @@ def preview_layers(preview: Any, steps: Sequence[FunctionStep], plate: Any = Non
         number = (idx if idx is not None else sp.index) + 1
         image, (oy, ox) = step_image(sp, plate, preview.well, preview.site)
         z_um, y_um, x_um = (float(v or 1.0) for v in sp.scale_um)
+        # one z plane has no z extent: call it µm like y/x so all layers agree (napari renders
+        # units only then)
+        flat = getattr(image, "shape", (0,) * 4)[-3] == 1 and bool(sp.scale_um[1])
+        units = (NO_UNIT, *("µm" if v or (i == 0 and flat) else NO_UNIT for i, v in enumerate(sp.scale_um)))
         colors = list(getattr(sp, "channel_colors", []) or [])
         for c, channel in enumerate(sp.channel_names):
             color = colors[c] if c < len(colors) else None
@@ -172,6 +177,7 @@ def preview_layers(preview: Any, steps: Sequence[FunctionStep], plate: Any = Non
             kwargs: dict[str, Any] = {
                 "name": f"{number} {sp.name} [{channel}]",
                 "scale": (1.0, z_um, y_um, x_um),
+                "units": units,
                 "translate": (0.0, 0.0, oy, ox),
                 "axis_labels": ("t", "z", "y", "x"),
                 "metadata": {META_KEY: meta},
@@ -189,6 +195,7 @@ def preview_layers(preview: Any, steps: Sequence[FunctionStep], plate: Any = Non
             layers.append((data, {
                 "name": f"{number} {sp.name} [{table_name}]",
                 "features": features,
+                "units": units[-2:],
                 "size": 6 * y_um,
                 "face_color": "transparent",
                 "border_color": "yellow",

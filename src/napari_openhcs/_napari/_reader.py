@@ -6,7 +6,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from ._layers import LayerData, is_zarr_plate, load_plate, output_plate_layers, raw_well_layers
+from ._layers import LayerData, load_plate, raw_well_layers
+from ._output_layers import is_zarr_plate, output_plate_layers
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def get_reader(path: str | list[str]) -> ReaderFunction | None:
         :func:`read_zarr_plate` for an OME-Zarr HCS plate, :func:`read_raw_plate` for
         an instrument plate folder, ``None`` otherwise (decided without reading pixels).
     """
-    from ..microscopes.detect import PlateFormatError
+    from ..microscopes.detect import PlateFormatError, detect_microscope
 
     p = _single_path(path)
     if p is None or not p.is_dir():
@@ -43,6 +44,7 @@ def get_reader(path: str | list[str]) -> ReaderFunction | None:
     if is_zarr_plate(p):
         return read_zarr_plate
     try:
+        detect_microscope(p)  # cheap signature check: declines other folders at once
         load_plate(p)  # metadata only; cached for read_raw_plate
     except PlateFormatError as exc:
         logger.debug("%s is not a plate: %s", p, exc)

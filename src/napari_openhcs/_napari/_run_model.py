@@ -155,8 +155,9 @@ def run_job(
 
 def prepare_outputs(plate_path: Path, tables_dir: Path) -> RunOutputs | None:
     """Read an output plate's metadata and tables into layer data (``None`` if nothing was written)."""
-    from ._layers import output_plate_layers
+    from ._output_layers import output_plate_layers
     from ._plate_map_model import per_well_values
+    from ._prefetch import prefetch_first_plane
 
     if not plate_path.exists():
         return None
@@ -167,7 +168,8 @@ def prepare_outputs(plate_path: Path, tables_dir: Path) -> RunOutputs | None:
         features = {"well": wells, **{label: [v.get(w, float("nan")) for w in wells]
                                      for label, v in values.items()}}
     try:
-        layers = output_plate_layers(plate_path, features)
+        # called in the run's worker thread: the first plane is decoded here, not on the UI thread
+        layers = prefetch_first_plane(output_plate_layers(plate_path, features))
     except (OSError, ValueError, KeyError) as exc:  # e.g. every well failed: no image group
         logger.warning("cannot show the output plate %s: %s", plate_path, exc)
         return None

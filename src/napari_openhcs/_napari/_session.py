@@ -147,10 +147,12 @@ class HCSSession:
     # ------------------------------------------------------------------ engine
     def make_orchestrator(self, *, output_dir: str | Path | None = None, workers: int | None = None,
                           executor: str | None = None, use_gpu: str | None = None,
-                          overwrite: bool = False) -> PipelineOrchestrator:
+                          overwrite: bool = False,
+                          well_timeout_s: float | None = None) -> PipelineOrchestrator:
         """Return an initialized orchestrator for the session's plate.
 
-        Unset arguments come from :attr:`settings`.
+        Unset arguments come from :attr:`settings`; ``well_timeout_s`` fails a well
+        that runs longer (``None`` or 0: no limit).
 
         Raises
         ------
@@ -172,6 +174,7 @@ class HCSSession:
             executor=executor or s.executor,  # type: ignore[arg-type]
             use_gpu=use_gpu or s.use_gpu,  # type: ignore[arg-type]
             overwrite=overwrite,
+            well_timeout_s=well_timeout_s or None,
         )
         return PipelineOrchestrator(self.plate_path, global_config=config).initialize()
 
@@ -191,12 +194,24 @@ class HCSSession:
 _SESSIONS: weakref.WeakKeyDictionary[Any, HCSSession] = weakref.WeakKeyDictionary()
 
 
+def real_viewer(viewer: Any) -> Any:
+    """Return the viewer behind napari's ``PublicOnlyProxy`` (``viewer`` itself if not a proxy)."""
+    inner = getattr(viewer, "__wrapped__", None)
+    while inner is not None and inner is not viewer:  # proxies may nest
+        viewer, inner = inner, getattr(inner, "__wrapped__", None)
+    return viewer
+
+
 def session_for(viewer: Any) -> HCSSession:
     """Return the session of ``viewer`` (created on first use).
 
-    The session follows the viewer's layers: a raw plate opened by the reader (or
-    the sample data) becomes the session's plate.
+    ``viewer`` may be napari's ``PublicOnlyProxy``: the session is keyed (weakly) on
+    the real viewer behind it, so every dock of one viewer shares it and a proxy
+    being garbage-collected does not drop it. The session follows the viewer's
+    layers: a raw plate opened by the reader (or the sample data) becomes the
+    session's plate.
     """
+    viewer = real_viewer(viewer)
     session = _SESSIONS.get(viewer)
     if session is None:
         session = HCSSession()

@@ -1,41 +1,59 @@
-"""npe2 widget contributions: one dock per view, all sharing the viewer's session."""
+"""npe2 widget contributions: one dock class per view, all sharing the viewer's session.
 
-import napari.viewer
-from qtpy.QtWidgets import QWidget
+napari builds a widget contribution by calling the class named in ``napari.yaml``
+with ``napari_viewer=`` (a ``PublicOnlyProxy`` of the viewer). Each dock unwraps
+the proxy, so every dock of one viewer finds the same :class:`HCSSession`.
+"""
 
-from ._session import session_for
+from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def plate_map_widget(napari_viewer: napari.viewer.Viewer) -> QWidget:
-    """Return the plate map dock for ``napari_viewer``."""
-    from ._qt.plate_map import PlateMapWidget
+from ._qt.measurements import MeasurementsWidget
+from ._qt.pipeline_editor import PipelineEditorWidget
+from ._qt.plate_map import PlateMapWidget
+from ._qt.preview import PreviewWidget
+from ._qt.run_plate import RunPlateWidget
+from ._session import real_viewer, session_for
 
-    return PlateMapWidget(session_for(napari_viewer), napari_viewer)
-
-
-def pipeline_editor_widget(napari_viewer: napari.viewer.Viewer) -> QWidget:
-    """Return the pipeline editor dock for ``napari_viewer``."""
-    from ._qt.pipeline_editor import PipelineEditorWidget
-
-    return PipelineEditorWidget(session_for(napari_viewer).pipeline)
-
-
-def preview_widget(napari_viewer: napari.viewer.Viewer) -> QWidget:
-    """Return the preview dock for ``napari_viewer``."""
-    from ._qt.preview import PreviewWidget
-
-    return PreviewWidget(session_for(napari_viewer), napari_viewer)
+if TYPE_CHECKING:
+    import napari.viewer
+    from qtpy.QtWidgets import QWidget
 
 
-def run_plate_widget(napari_viewer: napari.viewer.Viewer) -> QWidget:
-    """Return the run plate dock for ``napari_viewer``."""
-    from ._qt.run_plate import RunPlateWidget
+class PlateMapDock(PlateMapWidget):
+    """*Plugins → napari-openhcs → Plate map*: the plate map of the viewer's session."""
 
-    return RunPlateWidget(session_for(napari_viewer), napari_viewer)
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        viewer = real_viewer(napari_viewer)
+        super().__init__(session_for(viewer), viewer, parent)
 
 
-def measurements_widget(napari_viewer: napari.viewer.Viewer) -> QWidget:
-    """Return the measurements dock for ``napari_viewer``."""
-    from ._qt.measurements import MeasurementsWidget
+class PipelineEditorDock(PipelineEditorWidget):
+    """*Plugins → napari-openhcs → Pipeline editor*: edits the session's pipeline."""
 
-    return MeasurementsWidget(session_for(napari_viewer))
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(session_for(real_viewer(napari_viewer)).pipeline, parent)
+
+
+class PreviewDock(PreviewWidget):
+    """*Plugins → napari-openhcs → Preview*: runs the pipeline on the selected well."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        viewer = real_viewer(napari_viewer)
+        super().__init__(session_for(viewer), viewer, parent)
+
+
+class RunPlateDock(RunPlateWidget):
+    """*Plugins → napari-openhcs → Run plate*: runs the pipeline on the plate."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        viewer = real_viewer(napari_viewer)
+        super().__init__(session_for(viewer), viewer, parent)
+
+
+class MeasurementsDock(MeasurementsWidget):
+    """*Plugins → napari-openhcs → Measurements*: the tables of the session's last run."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(session_for(real_viewer(napari_viewer)), parent)

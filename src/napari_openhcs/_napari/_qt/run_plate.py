@@ -13,6 +13,7 @@ from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -86,6 +87,12 @@ class RunPlateWidget(QWidget):
         self.executor = QComboBox()
         self.executor.addItems(["processes", "threads"])
         self.executor.setCurrentText(s.executor)
+        self.timeout = QDoubleSpinBox()
+        self.timeout.setRange(0.0, 7 * 24 * 3600.0)
+        self.timeout.setDecimals(0)
+        self.timeout.setSuffix(" s")
+        self.timeout.setSpecialValueText("no limit")
+        self.timeout.setToolTip("Fail a well that runs longer than this (0: no limit)")
         self.wells_edit = QLineEdit()
         self.wells_edit.setPlaceholderText("all  |  selected  |  A01, B02")
         self.overwrite = QCheckBox("recompute wells already done")
@@ -95,6 +102,7 @@ class RunPlateWidget(QWidget):
         form.addRow("Output folder", out_row)
         form.addRow("Workers", self.workers)
         form.addRow("Executor", self.executor)
+        form.addRow("Well timeout", self.timeout)
         form.addRow("Wells", self.wells_edit)
         form.addRow("", self.overwrite)
         form.addRow("", self.open_output)
@@ -147,7 +155,8 @@ class RunPlateWidget(QWidget):
             self._fail_to_start(str(exc))
             return
         options = {"output_dir": self.output_edit.text().strip() or None, "workers": self.workers.value(),
-                   "executor": self.executor.currentText(), "overwrite": self.overwrite.isChecked()}
+                   "executor": self.executor.currentText(), "overwrite": self.overwrite.isChecked(),
+                   "well_timeout_s": self.timeout.value() or None}
         self.orchestrator = None
         self._outputs = None
         session.reset_status(wells)
