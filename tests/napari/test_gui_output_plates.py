@@ -62,3 +62,14 @@ def test_our_reader_opens_the_plate_as_layers(output_plate, make_napari_viewer) 
     layers = viewer.open(str(path), plugin="napari-openhcs")
     assert layers
     assert any(ly._type_string == "image" for ly in layers)
+    labels = [ly for ly in layers if ly._type_string == "labels"]
+    if kind == "labels":  # the engine's NGFF label images show as Labels layers over the mosaic
+        out = open_output_plate(path)
+        assert labels, [ly.name for ly in layers]
+        image = next(ly for ly in layers if ly._type_string == "image")
+        grid = np.asarray(labels[0].data[-1] if labels[0].multiscale else labels[0].data)
+        assert np.issubdtype(grid.dtype, np.integer) and grid.max() > 0
+        assert tuple(labels[0].scale[-2:]) == tuple(image.scale[-2:])
+        assert len(labels) >= len(out.label_names(out.wells[0]))
+    else:
+        assert not labels
