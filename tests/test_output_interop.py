@@ -11,16 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _output_plates import KINDS, REAL_PLATE, SHARED_DATA, TIMESERIES, make_output_plate
+from _output_plates import REAL_PLATE, TIMESERIES, make_output_plate
 from napari_openhcs.io import open_output_plate
-
-
-@pytest.fixture(scope="module", params=KINDS)
-def output_plate(request, tmp_path_factory) -> tuple[str, Path]:
-    kind = request.param
-    if kind == "real" and not SHARED_DATA.is_dir():
-        pytest.skip(f"real sample plates not found at {SHARED_DATA} (expected ../shared/data)")
-    return kind, make_output_plate(kind, tmp_path_factory.mktemp(kind), SHARED_DATA)
 
 
 def _fields(path: Path):

@@ -7,21 +7,10 @@ labels (shown by napari-ome-zarr as Labels layers over the image).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from _output_plates import KINDS, SHARED_DATA, make_output_plate
 from napari_openhcs.io import open_output_plate
-
-
-@pytest.fixture(scope="module", params=KINDS)
-def output_plate(request, tmp_path_factory) -> tuple[str, Path]:
-    kind = request.param
-    if kind == "real" and not SHARED_DATA.is_dir():
-        pytest.skip(f"real sample plates not found at {SHARED_DATA} (expected ../shared/data)")
-    return kind, make_output_plate(kind, tmp_path_factory.mktemp(kind), SHARED_DATA)
 
 
 def test_napari_ome_zarr_opens_the_plate_as_layers(output_plate, make_napari_viewer) -> None:
