@@ -157,3 +157,23 @@ def test_the_user_loop_with_docks_from_the_menu(make_napari_viewer, qtbot, tiny_
     finally:
         hcs.preview.shutdown()
         hcs.run.shutdown()
+
+
+def test_the_first_dock_imports_napari_layer_dependencies_off_the_ui_thread(make_napari_viewer, qtbot,
+                                                                           monkeypatch) -> None:
+    import threading
+
+    from napari_openhcs._napari import _warmup
+
+    imported: list[tuple[str, bool]] = []
+    monkeypatch.setattr(_warmup, "_started", threading.Event())  # as in a fresh napari process
+    def record(name: str) -> None:
+        imported.append((name, threading.current_thread() is threading.main_thread()))
+
+    monkeypatch.setattr(_warmup, "_import", record)
+    viewer = make_napari_viewer()
+    viewer.window.add_plugin_dock_widget(PLUGIN, "Preview")
+    qtbot.waitUntil(lambda: len(imported) == len(_warmup.MODULES), timeout=5000)
+    assert imported == [(name, False) for name in _warmup.MODULES]  # in a worker thread
+    viewer.window.add_plugin_dock_widget(PLUGIN, "Run plate")
+    assert len(imported) == len(_warmup.MODULES)  # once per process

@@ -109,3 +109,18 @@ def test_a_site_preview_and_cancel(hcs) -> None:
     assert hcs.preview.is_running
     hcs.preview.cancel_button.click()
     assert not hcs.preview.is_running and "cancelled" in hcs.preview.status.text()
+
+
+def test_a_rerun_updates_the_layer_in_place_keeping_the_users_contrast(hcs) -> None:
+    seed(hcs)
+    hcs.preview.run_preview()
+    hcs.wait_preview()
+    shown = layer(hcs, "3 scale [DAPI]")
+    shown.contrast_limits = (0.25, 1.5)  # the user adjusts the display
+    count = len(hcs.viewer.layers)
+    hcs.session.pipeline.select(2)
+    hcs.editor.form.param_widget("factor").value = 3.0
+    hcs.wait_preview()
+    assert layer(hcs, "3 scale [DAPI]") is shown and len(hcs.viewer.layers) == count
+    assert tuple(shown.contrast_limits) == pytest.approx((0.25, 1.5))
+    assert np.asarray(shown.data).max() > 0

@@ -214,6 +214,9 @@ def session_for(viewer: Any) -> HCSSession:
     viewer = real_viewer(viewer)
     session = _SESSIONS.get(viewer)
     if session is None:
+        from ._warmup import warm_up
+
+        warm_up()  # napari's first labels/points layer imports pandas: do it off the UI thread
         session = HCSSession()
         _SESSIONS[viewer] = session
         _follow_layers(viewer, session)
