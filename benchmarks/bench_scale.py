@@ -144,8 +144,9 @@ def time_compile(plate: Path, repeats: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------- napari child
 def _napari_child(map_plate: Path, output_plate: Path, repeats: int) -> dict[str, Any]:
     """Measured inside a napari process: plate-map repaints and lazy opening of the output plate."""
-    import napari
     from qtpy.QtWidgets import QApplication
+
+    import napari
 
     viewer = napari.Viewer(show=False)
     _, widget = viewer.window.add_plugin_dock_widget("napari-openhcs", "Plate map")
@@ -245,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
 
     raw, gen_s = ensure_scale_plate(args.data_dir, args.wells)
     n_files = sum(1 for p in raw.rglob("*.TIF"))
-    print(f"raw plate: {args.wells} wells, {n_files} TIFFs ({'generated in ' + _fmt(gen_s) if gen_s else 'cached'})"
-          f" at {raw}", flush=True)
+    made = f"generated in {_fmt(gen_s)}" if gen_s else "cached"
+    print(f"raw plate: {args.wells} wells, {n_files} TIFFs ({made}) at {raw}", flush=True)
     rows = [_row("info (subprocess)", time_info(raw, args.repeats), TARGETS["info"])]
     comp = time_compile(raw, args.repeats)
     rows.append(_row("initialize (scan the plate)", comp["initialize"], None))
@@ -263,12 +264,14 @@ def main(argv: list[str] | None = None) -> int:
                          TARGETS["plate map repaint"], f"grid {size} px"))
         rows.append(_row(f"plate map repaint, value ({child['map_wells']})", child["repaint_value"],
                          TARGETS["plate map repaint"], f"grid {size} px"))
-        rows.append(_row(f"open output plate ({args.wells} wells)", child["open_output"], TARGETS["open output"],
-                         f"{child['output_layers']} layers, {'lazy' if child['lazy'] else 'NOT lazy'}"))
+        lazy = "lazy" if child["lazy"] else "NOT lazy"
+        rows.append(_row(f"open output plate ({args.wells} wells)", child["open_output"],
+                         TARGETS["open output"], f"{child['output_layers']} layers, {lazy}"))
         extra = {"output_layers": child["output_layers"], "lazy": child["lazy"]}
     print_table(rows)
     if args.json:
-        args.json.write_text(json.dumps({"wells": args.wells, "files": n_files, "rows": rows, **extra}, indent=1))
+        report = {"wells": args.wells, "files": n_files, "rows": rows, **extra}
+        args.json.write_text(json.dumps(report, indent=1))
     return 0
 
 
