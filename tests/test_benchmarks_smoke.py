@@ -74,3 +74,23 @@ def test_benchmark_compiles_the_package_bytecode_before_timing() -> None:
     cached.unlink(missing_ok=True)
     assert compile_bytecode()
     assert cached.is_file() and cached.stat().st_mtime >= Path(module.__file__).stat().st_mtime
+
+
+def test_scale_benchmark_runs_on_a_few_wells(tmp_path: Path) -> None:
+    """``bench_scale.py`` end to end on 2 wells: every figure measured, the output plate opened lazily."""
+    report_path = tmp_path / "scale.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_scale.py"), "--wells", "2", "--repeats", "1",
+         "--workers", "1", "--data-dir", str(tmp_path / "data"), "--json", str(report_path)],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert report["wells"] == 2 and report["files"] == 2 * 9 * 4 * 5
+    rows = {r["measure"]: r for r in report["rows"]}
+    assert set(rows) == {"info (subprocess)", "initialize (scan the plate)", "compile reference (2 wells)",
+                         "plate map repaint, status (1536)", "plate map repaint, value (1536)",
+                         "open output plate (2 wells)"}
+    assert all(r["median_s"] > 0 and r["n"] >= 1 for r in rows.values())
+    assert report["lazy"] and report["output_layers"] == 5  # 4 channels and the well names
+    assert "compile reference (2 wells)" in proc.stdout and "target" in proc.stdout

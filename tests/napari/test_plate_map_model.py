@@ -62,3 +62,21 @@ def test_per_well_values(tmp_path: Path) -> None:
     assert "nuclei: mean kind" not in values
     assert not any(k.startswith("positions") for k in values)
     assert per_well_values(tmp_path / "none") == {}
+
+
+@pytest.mark.parametrize("mode", ["status", "value"])
+def test_cells_cover_the_plate_once_with_each_wells_colour(mode: str) -> None:
+    """What the map paints in one pass is what ``color`` gives well by well, on a full 1536-well plate."""
+    from napari_openhcs.microscopes.plate import well_name
+
+    wells = [well_name(r, c) for r in range(32) for c in range(1, 49) if (r + c) % 5]  # some wells empty
+    model = PlateMapModel(32, 48, wells)
+    model.status = {w: ("done", "failed", "running")[i % 3] for i, w in enumerate(wells) if i % 4}
+    model.values = {w: float(i % 17) for i, w in enumerate(wells) if i % 7}
+    model.mode = mode
+    painted = {pos: color for color, positions in model.cells().items() for pos in positions}
+    assert len(painted) == sum(len(p) for p in model.cells().values()) == 32 * 48
+    for (r, c), color in painted.items():
+        well = well_name(r, c + 1)
+        assert color == (model.color(well) if well in model.wells else STATUS_COLORS["absent"])
+    assert len(set(painted.values())) > 3

@@ -91,17 +91,37 @@ class PlateMapModel:
 
     def color(self, well: str) -> str:
         """Return the fill colour of ``well`` in the current mode."""
+        return self._color(well, self._value_range() if self.mode == "value" else None)
+
+    def _color(self, well: str, rng: tuple[float, float] | None) -> str:
         if well not in self._present:
             return STATUS_COLORS["absent"]
         status = self.status.get(well, "pending")
         if self.mode == "value" and status != "failed":
-            rng = self._value_range()
             value = self.values.get(well)
             if rng is None or value is None:
                 return STATUS_COLORS["pending"]
             lo, hi = rng
             return value_color(0.5 if hi == lo else (value - lo) / (hi - lo))
         return STATUS_COLORS.get(status, STATUS_COLORS["pending"])
+
+    def cells(self) -> dict[str, list[tuple[int, int]]]:
+        """Return every grid position ``(row, column)`` (0-based) grouped by its fill colour.
+
+        One pass over the plate (the value range is found once), for painting all wells.
+        """
+        rng = self._value_range() if self.mode == "value" else None
+        groups: dict[str, list[tuple[int, int]]] = {}
+        present: set[tuple[int, int]] = set()
+        for well in self.wells:
+            r, c = self.position(well)
+            if 0 <= r < self.rows and 0 <= c < self.columns:
+                present.add((r, c))
+                groups.setdefault(self._color(well, rng), []).append((r, c))
+        absent = [(r, c) for r in range(self.rows) for c in range(self.columns) if (r, c) not in present]
+        if absent:
+            groups.setdefault(STATUS_COLORS["absent"], []).extend(absent)
+        return groups
 
     def tooltip(self, well: str) -> str:
         """Return the tooltip of ``well``: name, status, value, and the error of a failed well."""

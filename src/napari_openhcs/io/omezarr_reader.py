@@ -104,7 +104,11 @@ class OutputPlate:
 
     def field_paths(self, well: str) -> list[str]:
         """Return the paths (``"0"``, ``"1"``…) of the fields of ``well``."""
-        meta = _ome(dict(self._well_group(well).attrs)).get("well", {})
+        return self._field_paths(self._well_group(well))
+
+    @staticmethod
+    def _field_paths(group: Any) -> list[str]:
+        meta = _ome(dict(group.attrs)).get("well", {})
         return [im["path"] for im in meta.get("images", [])]
 
     def well_attributes(self, well: str) -> dict[str, Any]:
@@ -112,7 +116,8 @@ class OutputPlate:
         return dict(dict(self._well_group(well).attrs).get(ATTRS_KEY, {}))
 
     def _multiscale(self, well: str, field: int) -> tuple[Any, dict[str, Any]]:
-        image = self._well_group(well)[self.field_paths(well)[field]]
+        group = self._well_group(well)  # opened once: each open reads the well's metadata
+        image = group[self._field_paths(group)[field]]
         return image, _ome(dict(image.attrs))
 
     def levels(self, well: str, field: int = 0) -> list[Any]:

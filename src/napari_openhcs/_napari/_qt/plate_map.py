@@ -94,12 +94,11 @@ class PlateGrid(QWidget):
             painter.drawText(QRectF(0, y0 + r * cell, x0, cell), Qt.AlignmentFlag.AlignCenter, m.row_label(r))
         pad = max(0.5, cell * 0.08)
         painter.setPen(Qt.PenStyle.NoPen)
-        for r in range(m.rows):
-            for c in range(m.columns):
-                well = m.well_at(r, c)
-                painter.setBrush(QColor(m.color(well) if well else "#262930"))
-                painter.drawEllipse(QRectF(x0 + c * cell + pad, y0 + r * cell + pad, cell - 2 * pad,
-                                           cell - 2 * pad))
+        size = cell - 2 * pad
+        for color, positions in m.cells().items():  # one brush per colour, not per well
+            painter.setBrush(QColor(color))
+            for r, c in positions:
+                painter.drawEllipse(QRectF(x0 + c * cell + pad, y0 + r * cell + pad, size, size))
         if self.selected and self.selected in m.wells:
             painter.setPen(QPen(QColor("white"), max(1.5, cell * 0.1)))
             painter.setBrush(Qt.BrushStyle.NoBrush)
