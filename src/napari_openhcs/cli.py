@@ -272,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed of the synthetic plate")
     demo.add_argument("--overwrite", action="store_true", help="recompute wells already complete")
     demo.add_argument("--well-timeout", type=_positive_seconds, default=None, metavar="SECONDS",
-                      help="fail a well (its worker is stopped) that runs longer than this")
+                      help="stop a well (its worker is killed) that runs longer than this; it is "
+                           "tried once more, then fails (default: no limit)")
     demo.set_defaults(func=cmd_demo)
 
     def plate_args(sp: argparse.ArgumentParser) -> None:
@@ -293,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", default=None, help="Dask scheduler address (with --executor dask)")
     run.add_argument("--overwrite", action="store_true",
                      help="recompute complete wells and replace an output of another plate or pipeline "
-                          "(old wells are replaced only once their new version is complete)")
+                          "(old wells are replaced only once their new version is complete; with "
+                          "another pipeline, only for all wells at once)")
     run.add_argument("--well-timeout", type=_positive_seconds, default=None, metavar="SECONDS",
                      help="stop a well (its worker is killed) that runs longer than this; it is "
                           "tried once more, then fails (default: no limit)")
