@@ -162,9 +162,16 @@ def _orchestrator(args: argparse.Namespace, **extra: Any) -> Any:
         source=args.source,
         dask_scheduler=getattr(args, "scheduler", None),
         well_timeout_s=getattr(args, "well_timeout", None),
+        **_stall(args),
         **extra,
     )
     return PipelineOrchestrator(args.plate, global_config=config).initialize()
+
+
+def _stall(args: argparse.Namespace) -> dict[str, Any]:
+    """``heartbeat_timeout_s`` from ``--stall-timeout`` (none given: the config's default)."""
+    value = getattr(args, "stall_timeout", None)
+    return {} if value is None else {"heartbeat_timeout_s": value or None}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -224,6 +231,13 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _stall_seconds(text: str) -> float:
+    """``--stall-timeout``: a positive number of seconds, or ``off`` (0)."""
+    if text.strip().lower() in ("off", "0"):
+        return 0.0
+    return _positive_seconds(text)
+
+
 def _workers(text: str) -> int:
     try:
         value = int(text)
@@ -258,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed of the synthetic plate")
     demo.add_argument("--overwrite", action="store_true", help="recompute wells already complete")
     demo.add_argument("--well-timeout", type=_positive_seconds, default=None, metavar="SECONDS",
-                      help="fail a well (its worker is stopped) that runs longer than this")
+                      help="stop a well (its worker is killed) that runs longer than this; it is "
+                           "tried once more, then fails (default: no limit)")
     demo.set_defaults(func=cmd_demo)
 
     def plate_args(sp: argparse.ArgumentParser) -> None:
@@ -279,9 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", default=None, help="Dask scheduler address (with --executor dask)")
     run.add_argument("--overwrite", action="store_true",
                      help="recompute complete wells and replace an output of another plate or pipeline "
-                          "(old wells are replaced only once their new version is complete)")
+                          "(old wells are replaced only once their new version is complete; with "
+                          "another pipeline, only for all wells at once)")
     run.add_argument("--well-timeout", type=_positive_seconds, default=None, metavar="SECONDS",
-                     help="fail a well (its worker is stopped) that runs longer than this")
+                     help="stop a well (its worker is killed) that runs longer than this; it is "
+                          "tried once more, then fails (default: no limit)")
+    run.add_argument("--stall-timeout", type=_stall_seconds, default=None, metavar="SECONDS",
+                     help="kill a worker that reports no progress (no step or group of planes begun) "
+                          "for this long; its well is tried once more, then fails naming the step "
+                          "(default: 600; 'off' disables)")
     run.set_defaults(func=cmd_run)
 
     info = parser("info", "describe a plate")

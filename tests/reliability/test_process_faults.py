@@ -47,6 +47,6 @@ def test_worker_killed_every_time_fails_its_well_after_one_retry(
     assert len(retried) == 1 and retried[0].startswith(f"well {BAD}:"), retried
     assert results[BAD].status == "failed"
     assert results[BAD].error == (f"well {BAD}: its worker process died (exit code -9, killed by a signal, "
-                                  "e.g. the out-of-memory killer)")
+                                  "e.g. the out-of-memory killer) (tried 2 times)")
     assert all(results[w].status == "done" for w in GOOD), {w: results[w].error for w in GOOD}
     nothing_lost(out, GOOD, absent=[BAD])

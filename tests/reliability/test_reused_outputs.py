@@ -100,6 +100,31 @@ def test_another_pipeline_for_some_wells_is_refused(
     nothing_lost(out, WELLS)
 
 
+def test_overwrite_with_another_pipeline_for_some_wells_is_refused(
+        tiny_plate: Path, tmp_path: Path, good_pipeline: Path, other_pipeline: Path,
+        nothing_lost: Callable[..., None]) -> None:
+    """``--overwrite --wells A01`` with another pipeline would leave the other wells of the old
+    one: refused before computing, naming both pipelines; nothing changes. All wells: replaced."""
+    import json
+
+    out = tmp_path / "out"
+    assert _run(tiny_plate, good_pipeline, out).returncode == 0
+    before = checksum_tree(out)
+    proc = _run(tiny_plate, other_pipeline, out, "--overwrite", "--wells", "A01")
+    line = one_line_error(proc, "another pipeline (hash ", "this run's (hash ", "run all wells", "new --out")
+    assert [w for w in WELLS if w != "A01"][0] in line, line
+    assert checksum_tree(out) == before
+    nothing_lost(out, WELLS)
+    proc = _run(tiny_plate, other_pipeline, out, "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    plate = output_plate_path(out)
+    new_hash = json.loads((plate / "zarr.json").read_text())["attributes"]["napari_openhcs"]["pipeline_hash"]
+    for well in WELLS:
+        doc = json.loads((plate / well[0] / well[1:] / "zarr.json").read_text())
+        assert doc["attributes"]["napari_openhcs"]["pipeline_hash"] == new_hash, well
+    nothing_lost(out, WELLS)
+
+
 def test_foreign_csvs_in_tables_are_not_read(
         tiny_plate: Path, tmp_path: Path, good_pipeline: Path, nothing_lost: Callable[..., None]) -> None:
     """CSVs we did not write, in ``tables/``, stay out of the plate tables; rows name plate and well."""

@@ -1,8 +1,9 @@
 """Signals and hung work, through the CLI with real signals: SIGTERM (what ``timeout``,
 systemd, SLURM and docker send) and one Ctrl-C stop the workers within seconds, release
 the lock, keep only complete wells and say which (exit 143/130); no worker process is
-left behind. A frozen worker (SIGSTOP) is stopped by the per-well timeout and its well
-fails with the reason. A rerun then completes the plate, equal to an uninterrupted run.
+left behind. A frozen worker (SIGSTOP) is found by the heartbeat (or the per-well
+timeout) and killed; its well is retried once, then fails with the reason. A rerun
+then completes the plate, equal to an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -80,25 +81,33 @@ def test_signal_stops_the_run_cleanly(tiny_plate: Path, tmp_path: Path, how: str
     assert checksum_tree(tiny_plate) == raw
 
 
-def test_frozen_worker_is_stopped_by_the_well_timeout(tiny_plate: Path, tmp_path: Path,
-                                                       nothing_lost: Callable[..., None]) -> None:
-    """``kill -STOP`` the only worker mid-well: ``--well-timeout`` kills it, the well fails with
-    the reason, the other wells complete, and a rerun completes the failed one."""
+@pytest.mark.parametrize("check", ["heartbeat", "well timeout"])
+def test_frozen_worker_is_stopped_retried_then_failed(tiny_plate: Path, tmp_path: Path, check: str,
+                                                      nothing_lost: Callable[..., None]) -> None:
+    """``kill -STOP`` the only worker mid-well, then the worker that retries its well: the
+    heartbeat (no well timeout set) or ``--well-timeout`` (heartbeat off) kills each, the
+    well is retried once, then fails with the reason and the step; the other wells
+    complete (exit 1), and a rerun completes the failed one."""
     out = tmp_path / "out"
     steps = save_pipeline(pipeline(slow_s=0.15), tmp_path / "slow.yaml")
     args = ["run", tiny_plate, "--pipeline", steps, "--out", out, "--workers", "1"]
+    limits = (["--stall-timeout", "3"] if check == "heartbeat"
+              else ["--well-timeout", "4", "--stall-timeout", "off"])
     log = tmp_path / "run.log"
-    proc = start_cli(*args, "--well-timeout", "4", log=log)
+    proc = start_cli(*args, *limits, log=log)
+    frozen: list[psutil.Process] = []
     try:
         def busy_worker() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(log.read_text())
-            return bool(_stoppable(proc.pid))
+            return any(p.pid not in {f.pid for f in frozen} for p in _stoppable(proc.pid))
 
-        wait_for(busy_worker, timeout=60, what="a worker")
-        time.sleep(0.3)
-        frozen = _stoppable(proc.pid)[0]
-        frozen.send_signal(signal.SIGSTOP)
+        for _ in range(2):  # the worker running the well, then the one retrying it
+            wait_for(busy_worker, timeout=60, what="a worker")
+            time.sleep(0.3)
+            worker = next(p for p in _stoppable(proc.pid) if p.pid not in {f.pid for f in frozen})
+            worker.send_signal(signal.SIGSTOP)
+            frozen.append(worker)
         code = proc.wait(timeout=90)
     finally:
         if proc.poll() is None:
@@ -106,13 +115,16 @@ def test_frozen_worker_is_stopped_by_the_well_timeout(tiny_plate: Path, tmp_path
             proc.wait()
     text = log.read_text(errors="replace")
     assert code == 1, text
-    assert "per-well timeout of 4 s" in text, text
+    reason = "no progress for 3 s in step" if check == "heartbeat" else "per-well timeout of 4 s in step"
+    assert "retrying it" in text and reason in text and "(tried 2 times)" in text, text
+    assert "Traceback" not in text, text
     failed = [line.split()[0] for line in text.splitlines() if line[:3] in WELLS and " failed " in line]
     assert len(failed) == 1, text
-    assert not psutil.pid_exists(frozen.pid) or frozen.status() == psutil.STATUS_ZOMBIE
+    for p in frozen:
+        assert not psutil.pid_exists(p.pid) or p.status() == psutil.STATUS_ZOMBIE
     done = set(WELLS) - set(failed)
     nothing_lost(out, done, absent=failed)
-    rerun = cli(*args, "--well-timeout", "60")
+    rerun = cli(*args)
     assert rerun.returncode == 0, rerun.stderr
     nothing_lost(out, WELLS)
     assert output_plate_path(out).is_dir()

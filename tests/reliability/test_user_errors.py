@@ -128,6 +128,27 @@ def test_nan_parameter_is_caught_by_validate(tiny_plate: Path, tmp_path: Path) -
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(("func", "kwargs", "needles"), [
+    ("percentile_normalize", {"low": 150.0}, ("'low'", "150.0", "allowed: 0 to 100")),
+    ("percentile_normalize", {"low": 60.0, "high": 40.0}, ("'low'", "60.0", "less than high (40)")),
+    ("gaussian_blur", {"sigma": -1.0}, ("'sigma'", "-1.0", "allowed: >= 0")),
+], ids=["percentile-above-100", "low-not-below-high", "negative-sigma"])
+def test_out_of_range_parameter_is_caught_by_validate(tiny_plate: Path, tmp_path: Path, func: str,
+                                                      kwargs: dict[str, float],
+                                                      needles: tuple[str, ...]) -> None:
+    """A saved pipeline with a parameter outside the range its function declares: ``validate``
+    refuses it in one line naming the step, parameter, value and range, as ``run`` does."""
+    from napari_openhcs import FunctionStep
+    from napari_openhcs.functions.registry import get_function
+
+    steps = [*pipeline(), FunctionStep(func=(get_function(func).func, kwargs), name="tune")]
+    saved = save_pipeline(steps, tmp_path / "range.yaml")
+    for command in ("validate", "run"):
+        proc = cli(command, tiny_plate, "--pipeline", saved, "--out", tmp_path / "out")
+        one_line_error(proc, f"step {len(steps)} 'tune'", f"{func}()", *needles)
+    assert not (tmp_path / "out").exists()
+
+
 def test_non_utf8_plate_folder_name_runs(tiny_plate: Path, tmp_path: Path, good_pipeline: Path,
                                          nothing_lost: Callable[..., None]) -> None:
     name = os.fsdecode(b"plate-\xff\xfe")

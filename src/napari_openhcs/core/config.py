@@ -38,7 +38,13 @@ class GlobalPipelineConfig:
     memory_limit_bytes
         Host memory the run may use (default: what the machine has available).
     well_timeout_s
-        Fail a well that runs longer than this (``None``: no limit).
+        Stop a well that runs longer than this (``None``: no limit); with the
+        ``processes`` executor it is tried once more, then fails.
+    heartbeat_timeout_s
+        Stop a worker process that reports no progress (a step or a group of planes
+        begun) for this long, and retry its well once, then fail it (``None``: no
+        check; ``processes`` executor only). The default, 600 s, is far longer than
+        one group of planes takes.
     use_gpu
         ``"auto"`` (use GPUs when present), ``"never"`` or ``"always"``.
     skip_incomplete_wells
@@ -58,6 +64,7 @@ class GlobalPipelineConfig:
     source: str = "planes"
     memory_limit_bytes: int | None = None
     well_timeout_s: float | None = None
+    heartbeat_timeout_s: float | None = 600.0
     use_gpu: Literal["auto", "never", "always"] = "auto"
     skip_incomplete_wells: bool = False
     compression_level: int = 2
@@ -72,6 +79,10 @@ class GlobalPipelineConfig:
             raise ValueError(f"use_gpu must be 'auto', 'never' or 'always', not {self.use_gpu!r}")
         if not 0 <= self.compression_level <= 9:
             raise ValueError(f"compression_level must be 0 to 9, not {self.compression_level}")
+        for name in ("well_timeout_s", "heartbeat_timeout_s"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a positive number of seconds or None, not {value}")
         if self.output_dir is not None:
             object.__setattr__(self, "output_dir", Path(self.output_dir).expanduser())
 

@@ -114,6 +114,7 @@ class ProcessingContext:
     estimated_peak_bytes: int
     device: str = "cpu"
     timeout_s: float | None = None
+    heartbeat_timeout_s: float | None = None
 
     def describe(self) -> str:
         """Return a human-readable plan (what ``napari-openhcs validate`` prints)."""

@@ -91,6 +91,30 @@ def _combine_tables(output: OutputPlan, wells: list[str], names: set[str]) -> No
             combine_well_tables(output.tables_dir, folder.name, wells=wells, plate=output.plate_name)
 
 
+def _refuse_mixed_pipelines(output: OutputPlan, wells: set[str]) -> None:
+    """Refuse an ``--overwrite`` with another pipeline that would leave wells of the old one.
+
+    Wells outside this run keep their results; replacing only some wells by another
+    pipeline's would make one plate of two pipelines. Nothing is computed or removed.
+    """
+    from ..io import HCSPlateWriter
+
+    if not output.plate_path.is_dir():
+        return
+    old = HCSPlateWriter(Path(output.plate_path), plate_name=output.plate_name, rows=output.rows,
+                         columns=output.columns).completed_wells()
+    kept = {w: rec.get("pipeline_hash") for w, rec in old.items() if w not in wells}
+    other = sorted(w for w, h in kept.items() if h is not None and h != output.pipeline_hash)
+    if other:
+        hashes = ", ".join(sorted({str(kept[w]) for w in other}))
+        shown = ", ".join(other[:8]) + (f" and {len(other) - 8} more" if len(other) > 8 else "")
+        raise OutputLocationError(
+            f"output {output.plate_path} holds wells {shown} made by another pipeline (hash {hashes}) "
+            f"than this run's (hash {output.pipeline_hash}), outside the wells this run computes: "
+            f"replacing only some would mix two pipelines in one plate; run all wells, or choose a new --out"
+        )
+
+
 def run_plate(
     plate: Plate,
     config: GlobalPipelineConfig,
@@ -116,6 +140,8 @@ def run_plate(
         identity = input_identity(plate)
         if not config.overwrite:
             check_output_identity(output.plate_path, identity, output.pipeline_hash)
+        else:
+            _refuse_mixed_pipelines(output, set(contexts))
         writers = _plate_writers(output, provenance(plate, steps, output, identity))
         main = writers[0]
         done = main.completed_wells()

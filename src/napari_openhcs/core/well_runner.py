@@ -22,6 +22,7 @@ from .context import BoundCall, ProcessingContext, StepPlan, WellInput
 from .errors import StepExecutionError, WellCancelledError
 from .events import StepFinished
 from .gpu_runtime import device_scope, gpu_well, oom_fallback, release_gpu_memory, resolve_call, state_to_host
+from .heartbeat import beat
 from .memory_types import memory_type_of, to_memory_type
 from .raw_images import RawReadError, lazy_raw_state, read_groups, read_seconds, read_well
 from .results import WellResult
@@ -184,6 +185,7 @@ def run_step(
     if consume and not plan.special_outputs:
         groups = _in_storage_order(state, groups)
     for group, keys in groups:
+        beat(plan.index)
         if plan.by_group is not None:
             gval = group.get(plan.group_by) if plan.group_by else None
             calls = plan.by_group.get(str(gval)) if gval is not None else None
@@ -272,6 +274,7 @@ def run_steps(
     run = WellRun(None, specials, timings=timings)
     last_raw_use = max((p.index for p in context.steps if p.from_pipeline_start), default=0)
     for plan in context.steps[start_step:]:
+        beat(plan.index)
         if is_cancelled is not None and is_cancelled():
             raise WellCancelledError(f"well {context.well} cancelled before {plan.label}")
         if plan.from_pipeline_start:

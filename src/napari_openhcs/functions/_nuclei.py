@@ -18,11 +18,11 @@ from ._lazy import LazyModule
 ndi = LazyModule("scipy.ndimage")
 
 ThresholdMethod = Literal["otsu", "li", "triangle", "local"]
-Sigma = Annotated[float, {"min": 0.0, "max": 20.0, "step": 0.5}]
-Factor = Annotated[float, {"min": 0.1, "max": 10.0, "step": 0.05}]
+Sigma = Annotated[float, {"min": 0.0, "max": 20.0, "step": 0.5, "limits": (0.0, None)}]
+Factor = Annotated[float, {"min": 0.1, "max": 10.0, "step": 0.05, "above": 0.0}]
 BlockSize = Annotated[int, {"min": 3, "max": 1001, "step": 2}]
-MinDistance = Annotated[int, {"min": 1, "max": 200}]
-Area = Annotated[int, {"min": 0, "max": 10_000_000}]
+MinDistance = Annotated[int, {"min": 1, "max": 200, "limits": (1, None)}]
+Area = Annotated[int, {"min": 0, "max": 10_000_000, "limits": (0, None)}]
 
 
 @dataclass(frozen=True)

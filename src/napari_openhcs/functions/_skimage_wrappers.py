@@ -73,7 +73,7 @@ def option_annotation(name: str, default: Any, module: str) -> Any:
         return Literal[_NDI_MODES]  # type: ignore[valid-type]
     else:
         return str
-    return Annotated[base, {"min": 0}] if name in _NONNEGATIVE else base
+    return Annotated[base, {"min": 0, "limits": (0, None)}] if name in _NONNEGATIVE else base
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:

@@ -31,8 +31,8 @@ from .registry import register
 
 ndi = LazyModule("scipy.ndimage")
 
-Radius = Annotated[float, {"min": 1.0, "max": 1000.0, "step": 1.0}]
-Downsample = Annotated[int, {"min": 0, "max": 64}]
+Radius = Annotated[float, {"min": 1.0, "max": 1000.0, "step": 1.0, "above": 0.0}]
+Downsample = Annotated[int, {"min": 0, "max": 64, "limits": (0, None)}]
 Output = Literal["subtracted", "background"]
 
 

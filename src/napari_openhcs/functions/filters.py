@@ -18,7 +18,7 @@ from .registry import register
 
 ndi = LazyModule("scipy.ndimage")
 
-Sigma = Annotated[float, {"min": 0.0, "max": 100.0, "step": 0.5}]
+Sigma = Annotated[float, {"min": 0.0, "max": 100.0, "step": 0.5, "limits": (0.0, None)}]
 
 
 @register(category="Filters", keywords=("smooth", "blur", "denoise", "gaussian"))

@@ -191,9 +191,9 @@ def _estimate(
 def estimate_flatfield(
     stack: np.ndarray,
     *,
-    smoothness: Annotated[float, {"min": 0.01, "max": 100.0, "step": 0.1}] = 1.0,
+    smoothness: Annotated[float, {"min": 0.01, "max": 100.0, "step": 0.1, "above": 0.0}] = 1.0,
     darkfield: bool = False,
-    darkfield_smoothness: Annotated[float, {"min": 0.01, "max": 100.0, "step": 0.1}] = 1.0,
+    darkfield_smoothness: Annotated[float, {"min": 0.01, "max": 100.0, "step": 0.1, "above": 0.0}] = 1.0,
     working_size: Annotated[int, {"min": 16, "max": 512}] = 128,
     max_iterations: Annotated[int, {"min": 10, "max": 2000}] = 500,
     max_reweightings: Annotated[int, {"min": 1, "max": 50}] = 10,
@@ -314,7 +314,7 @@ def correct_illumination(stack: np.ndarray, *, illumination: dict[str, np.ndarra
 def flatfield_correct(
     stack: np.ndarray,
     *,
-    smoothness: Annotated[float, {"min": 0.01, "max": 100.0, "step": 0.1}] = 1.0,
+    smoothness: Annotated[float, {"min": 0.01, "max": 100.0, "step": 0.1, "above": 0.0}] = 1.0,
     darkfield: bool = False,
     working_size: Annotated[int, {"min": 16, "max": 512}] = 128,
 ) -> np.ndarray:

@@ -16,7 +16,9 @@ from ._percentile import percentiles
 from ._slicewise import OutputDtype, as_stack, from_unit_range, restore_dtype
 from .registry import register
 
-Percent = Annotated[float, {"min": 0.0, "max": 100.0, "step": 0.1}]
+Percent = Annotated[float, {"min": 0.0, "max": 100.0, "step": 0.1, "limits": (0.0, 100.0)}]
+#: The low percentile of a ``low``/``high`` pair: below ``high``.
+LowPercent = Annotated[Percent, {"less_than": "high"}]
 
 
 #: Pixels mapped at a time by :func:`_unit` (its float32 block stays in L2 cache).
@@ -54,7 +56,7 @@ def _unit(stack: np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float) -> 
 def percentile_normalize(
     stack: np.ndarray,
     *,
-    low: Percent = 0.5,
+    low: LowPercent = 0.5,
     high: Percent = 99.5,
     per_slice: bool = False,
     output_dtype: OutputDtype = "float32",

@@ -32,7 +32,12 @@ class ParameterSpec:
     """One keyword parameter of a registered function, as a form shows it.
 
     ``choices`` and ``min``/``max``/``step`` come from ``Annotated`` metadata
-    (a dict with those keys, e.g. ``Annotated[float, {"min": 0, "max": 100}]``).
+    (a dict with those keys, e.g. ``Annotated[float, {"min": 0, "max": 100}]``); they
+    are the range a form offers. What the function accepts at all is declared with
+    ``"limits": (low, high)`` (inclusive; ``None`` for an open end), ``"above": x``
+    (strictly greater than ``x``) and ``"less_than": "other"`` (strictly less than
+    the parameter ``other``); the compiler refuses a value outside them, so
+    ``validate`` finds it before anything runs.
     """
 
     name: str
@@ -44,6 +49,36 @@ class ParameterSpec:
     max: float | None = None
     step: float | None = None
     description: str = ""
+    limits: tuple[float | None, float | None] | None = None
+    above: float | None = None
+    less_than: str | None = None
+
+    def violation(self, value: Any, kwargs: typing.Mapping[str, Any]) -> str | None:
+        """Why ``value`` is outside what the function accepts, else ``None``.
+
+        ``kwargs`` holds the call's arguments (for ``less_than``).
+
+        Only numbers are checked (a wrong type is the function's to report).
+        """
+        if not _is_number(value):
+            return None
+        low, high = self.limits if self.limits is not None else (None, None)
+        if (low is not None and value < low) or (high is not None and value > high):
+            if low is not None and high is not None:
+                return f"allowed: {low:g} to {high:g}"
+            return f"allowed: >= {low:g}" if low is not None else f"allowed: <= {high:g}"
+        if self.above is not None and not value > self.above:
+            return f"allowed: > {self.above:g}"
+        other = kwargs.get(self.less_than) if self.less_than else None
+        if other is not None and _is_number(other) and not value < other:
+            return f"it must be less than {self.less_than} ({other:g})"
+        return None
+
+
+def _is_number(value: Any) -> bool:
+    import numbers
+
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -135,6 +170,9 @@ def parameter_specs(func: Callable[..., Any], skip: set[str] | None = None) -> t
                 max=meta.get("max"),
                 step=meta.get("step"),
                 description=meta.get("description") or _param_doc(doc, pname),
+                limits=tuple(meta["limits"]) if meta.get("limits") is not None else None,  # type: ignore[arg-type]
+                above=meta.get("above"),
+                less_than=meta.get("less_than"),
             )
         )
     return tuple(specs)

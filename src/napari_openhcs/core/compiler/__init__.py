@@ -151,6 +151,7 @@ def compile_plate(
             estimated_peak_bytes=estimates[w],
             device=gpu.assignment[w],
             timeout_s=config.well_timeout_s,
+            heartbeat_timeout_s=config.heartbeat_timeout_s,
         )
         for w, i in inputs.items()
     }

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ...functions.registry import METADATA_INPUTS, function_info, registered_name
+from ...functions.registry import METADATA_INPUTS, function_info, parameter_specs, registered_name
 from ...microscopes.plate import Plate
 from ..components import Component
 from ..context import BoundCall, StepPlan, step_label
@@ -42,6 +42,26 @@ def _non_finite(value: Any, depth: int = 0) -> str | None:
     if isinstance(value, Mapping):
         return next((b for b in (_non_finite(v, depth + 1) for v in value.values()) if b), None)
     return None
+
+
+def _check_ranges(step_label: str, name: str, func: Any, kwargs: Mapping[str, Any], info: Any,
+                  problems: list[str]) -> bool:
+    """Append a problem for each argument outside the range its function declares; True if none."""
+    try:
+        specs = parameter_specs(func, skip=set(info.special_inputs) | set(info.metadata_inputs))
+    except (TypeError, ValueError):
+        return True
+    ok = True
+    merged = {s.name: s.default for s in specs} | dict(kwargs)
+    for spec in specs:
+        if spec.name not in kwargs and spec.less_than not in kwargs:
+            continue  # a default is the function's own choice
+        why = spec.violation(merged.get(spec.name), merged)
+        if why is not None:
+            value = merged[spec.name]
+            problems.append(f"{step_label}: argument {spec.name!r} of {name}() is {value!r}; {why}")
+            ok = False
+    return ok
 
 
 def bind_call(
@@ -90,6 +110,8 @@ def bind_call(
                 f"(results and their metadata cannot hold NaN or infinity)"
             )
             ok = False
+    if ok:
+        ok = _check_ranges(step_label, name, func, kwargs, info, problems)
     metadata = []
     for pname, p in named.items():
         if pname in kwargs or pname in info.special_inputs:

@@ -3,14 +3,18 @@
 ``processes`` (default) is a small supervisor over worker processes (forked by a
 server that has the engine imported, or started with ``spawn``; see :mod:`.start`).
 Each worker gets its wells one at a time on its own queue, so the supervisor always
-knows which well a worker is running: a worker that dies (killed by the OOM killer,
-a crash in native code) costs only its own well, which is retried once; a well that
-runs past its timeout has its worker killed and fails with that reason; the pool is
-refilled and the other wells go on. ``threads`` runs wells in a thread pool (debugging).
+knows which well a worker is running and how far it got: a worker beats as it begins
+each step and each group of planes (:mod:`..heartbeat`). A worker that dies (killed by
+the OOM killer, a crash in native code), that sends no beat for the heartbeat timeout
+(frozen, deadlocked) or whose well runs past the per-well timeout costs only its own
+well: the worker is killed, the pool refilled, and the well tried once more, then
+failed with the reason and the step it was in; the other wells go on. ``threads``
+runs wells in a thread pool (debugging; a hung thread cannot be stopped).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pickle
@@ -26,7 +30,8 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from ..context import ProcessingContext
-from ..events import WellFailed, WellFinished, WellStarted
+from ..events import StepFinished, WellFailed, WellFinished, WellStarted
+from ..heartbeat import set_heartbeat
 from ..results import WellResult
 from ..well_runner import execute_well
 from .start import exit_without_teardown, worker_context
@@ -35,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 Emit = Callable[[Any], None]
 POLL_S = 0.05
+#: A worker sends a beat at most this often (and whenever it enters another step).
+_BEAT_EVERY_S = 0.5
 _MAIN_GUARD_HINT = ("If the run is started from a script, keep it under `if __name__ == \"__main__\":` "
                     "(a worker imports the script first).")
 
@@ -72,11 +79,27 @@ def _worker_main(tasks: Any, results: Any, cancel: Any, environ: dict[str, str])
             _exit_now(results)
             return
         results.send(("start", context.well, os.getpid()))
-        result = execute_well(context, emit=lambda ev: results.send(("event", ev)),
-                              is_cancelled=cancel.is_set)
+        set_heartbeat(_beat_sender(results))
+        # the supervisor enforces the well's timeout (it kills and retries), not the worker
+        result = execute_well(dataclasses.replace(context, timeout_s=None),
+                              emit=lambda ev: results.send(("event", ev)), is_cancelled=cancel.is_set)
+        set_heartbeat(None)
         results.send(("result", context.well, result))
         del context, result
         release_free_memory()
+
+
+def _beat_sender(results: Any) -> Callable[[int], None]:  # pragma: no cover - in child
+    """A heartbeat sender: ``("beat", step)`` on ``results``, throttled to one per ``_BEAT_EVERY_S``."""
+    last = [0.0, -1]
+
+    def send(step: int) -> None:
+        now = time.monotonic()
+        if step != last[1] or now - last[0] >= _BEAT_EVERY_S:
+            last[0], last[1] = now, step
+            results.send(("beat", step))
+
+    return send
 
 
 def _exit_now(results: Any) -> None:  # pragma: no cover - in child
@@ -98,6 +121,8 @@ class _Slot:
     started: float = 0.0
     closed: bool = False  # the result pipe reached EOF (the worker exited or died)
     spoke: bool = False  # the worker sent a message (it got past its start-up)
+    progress: float = 0.0  # when the worker last reported progress on its well
+    step: int = 0  # the index of the step its well is in
 
 
 class ProcessExecutor:
@@ -145,6 +170,15 @@ class ProcessExecutor:
             results[result.well] = result
             emit(_finish_event(result))
 
+        def retry(well: str, why: str) -> None:
+            """Try ``well`` again (its worker was lost: ``why``) or fail it once out of retries."""
+            if attempts[well] <= self.retries and not cancel.is_set():
+                logger.warning("%s; retrying it", why)
+                pending.insert(0, by_well[well])
+            else:
+                tried = f" (tried {attempts[well]} times)" if attempts[well] > 1 else ""
+                finish(WellResult(well, "failed", why + tried))
+
         n = max(1, min(max_workers, len(contexts)))
         interrupted = False
         slots = []
@@ -159,7 +193,8 @@ class ProcessExecutor:
                 for slot in slots:
                     if slot.well is None and pending:
                         c = pending.pop(0)
-                        slot.well, slot.started = c.well, time.monotonic()
+                        slot.well, slot.step = c.well, 0
+                        slot.started = slot.progress = time.monotonic()
                         attempts[c.well] += 1
                         try:
                             slot.tasks.send(c)
@@ -170,12 +205,11 @@ class ProcessExecutor:
                     if slot.well is None:
                         continue
                     ctx_w = by_well[slot.well]
-                    if ctx_w.timeout_s and time.monotonic() - slot.started > ctx_w.timeout_s + 1.0:
+                    hung = _hung(ctx_w, slot, time.monotonic())
+                    if hung:
                         slot.process.kill()
                         slot.process.join()
-                        finish(WellResult(slot.well, "failed",
-                                          f"well {slot.well} exceeded the per-well timeout of "
-                                          f"{ctx_w.timeout_s:g} s; its worker was stopped"))
+                        retry(slot.well, hung)
                         slots[i] = start_slot()
                     elif not slot.process.is_alive():
                         self._drain(slots, emit, finish)
@@ -189,11 +223,7 @@ class ProcessExecutor:
                         if code == 1 and not slot.spoke:
                             why = (f"its worker process could not start (exit code 1; its error is "
                                    f"printed above). {_MAIN_GUARD_HINT}")
-                        if attempts[slot.well] <= self.retries and not cancel.is_set():
-                            logger.warning("well %s: %s; retrying", slot.well, why)
-                            pending.insert(0, by_well[slot.well])
-                        else:
-                            finish(WellResult(slot.well, "failed", f"well {slot.well}: {why}"))
+                        retry(slot.well, f"well {slot.well}: {why}")
                         slots[i] = start_slot()
         except BaseException:
             # interrupted (Ctrl-C, SIGTERM): stop every worker now; a well being written
@@ -236,14 +266,32 @@ class ProcessExecutor:
                     break
                 kind = msg[0]
                 slot.spoke = True
+                slot.progress = time.monotonic()
                 if kind == "start":
                     emit(WellStarted(msg[1]))
+                elif kind == "beat":
+                    slot.step = msg[1]
                 elif kind == "event":
+                    if isinstance(msg[1], StepFinished):
+                        slot.step = msg[1].step_index + 1
                     emit(msg[1])
                 elif kind == "result":
                     if slot.well == msg[1]:
                         slot.well = None
                     finish(msg[2])
+
+
+def _hung(context: ProcessingContext, slot: _Slot, now: float) -> str | None:
+    """Why the well of ``slot`` must be stopped (past its timeout, no beat for too long), else ``None``."""
+    plan = next((p for p in context.steps if p.index == slot.step), None)
+    where = plan.label if plan is not None else "writing its outputs"
+    if context.timeout_s and now - slot.started > context.timeout_s:
+        return (f"well {context.well} exceeded the per-well timeout of {context.timeout_s:g} s "
+                f"in {where}; its worker was stopped")
+    hb = context.heartbeat_timeout_s
+    if hb and now - slot.progress > hb:
+        return f"well {context.well}: no progress for {hb:g} s in {where}; its worker was stopped"
+    return None
 
 
 class ThreadExecutor:

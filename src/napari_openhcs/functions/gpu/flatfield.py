@@ -59,9 +59,9 @@ def _estimate_xp(stack: Any, smoothness: float, darkfield: bool, darkfield_smoot
 def estimate_flatfield(
     stack: Any,
     *,
-    smoothness: Annotated[float, {"min": 0.01, "max": 100.0, "step": 0.1}] = 1.0,
+    smoothness: Annotated[float, {"min": 0.01, "max": 100.0, "step": 0.1, "above": 0.0}] = 1.0,
     darkfield: bool = False,
-    darkfield_smoothness: Annotated[float, {"min": 0.01, "max": 100.0, "step": 0.1}] = 1.0,
+    darkfield_smoothness: Annotated[float, {"min": 0.01, "max": 100.0, "step": 0.1, "above": 0.0}] = 1.0,
     working_size: Annotated[int, {"min": 16, "max": 512}] = 128,
     max_iterations: Annotated[int, {"min": 10, "max": 2000}] = 500,
     max_reweightings: Annotated[int, {"min": 1, "max": 50}] = 10,
@@ -149,7 +149,7 @@ def correct_illumination(stack: Any, *, illumination: dict[str, np.ndarray]) -> 
 def flatfield_correct(
     stack: Any,
     *,
-    smoothness: Annotated[float, {"min": 0.01, "max": 100.0, "step": 0.1}] = 1.0,
+    smoothness: Annotated[float, {"min": 0.01, "max": 100.0, "step": 0.1, "above": 0.0}] = 1.0,
     darkfield: bool = False,
     working_size: Annotated[int, {"min": 16, "max": 512}] = 128,
 ) -> Any:

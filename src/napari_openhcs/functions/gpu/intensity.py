@@ -9,7 +9,7 @@ import numpy as np
 
 from .._slicewise import OutputDtype
 from .._xp import as_stack, from_unit_range, get_modules, restore_dtype
-from ..intensity import Percent
+from ..intensity import LowPercent, Percent
 from ..registry import register
 
 
@@ -29,7 +29,7 @@ def _unit(xp: ModuleType, stack: Any, lo: Any, hi: Any) -> Any:
 def percentile_normalize(
     stack: Any,
     *,
-    low: Percent = 0.5,
+    low: LowPercent = 0.5,
     high: Percent = 99.5,
     per_slice: bool = False,
     output_dtype: OutputDtype = "float32",
