@@ -148,9 +148,12 @@ def test_the_user_loop_with_docks_from_the_menu(make_napari_viewer, qtbot, tiny_
         hcs.run.output_edit.setText(str(tmp_path / "results"))
         hcs.run.executor.setCurrentText("threads")
         hcs.run.timeout.setValue(600)
+        hcs.run.stall.setValue(300)
         with qtbot.waitSignal(hcs.run.run_finished, timeout=120000) as blocker:
             hcs.run.run_button.click()
         assert {r.status for r in blocker.args[0].values()} == {"done"}
+        config = hcs.run.orchestrator.config  # what the dock's fields set
+        assert (config.well_timeout_s, config.heartbeat_timeout_s) == (600, 300)
         outputs = [viewer.layers[n] for n in hcs.layer_names("output")]
         assert outputs and all(_unit(ly, -1) == "µm" for ly in outputs)
         assert viewer.layers.extent.units is not None

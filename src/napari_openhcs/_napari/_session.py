@@ -148,11 +148,14 @@ class HCSSession:
     def make_orchestrator(self, *, output_dir: str | Path | None = None, workers: int | None = None,
                           executor: str | None = None, use_gpu: str | None = None,
                           overwrite: bool = False,
-                          well_timeout_s: float | None = None) -> PipelineOrchestrator:
+                          well_timeout_s: float | None = None,
+                          stall_timeout_s: float | None = 600.0) -> PipelineOrchestrator:
         """Return an initialized orchestrator for the session's plate.
 
         Unset arguments come from :attr:`settings`; ``well_timeout_s`` fails a well
-        that runs longer (``None`` or 0: no limit).
+        that runs longer (``None`` or 0: no limit); ``stall_timeout_s`` stops a worker
+        that reports no progress for that long and retries its well once (``None`` or 0:
+        never).
 
         Raises
         ------
@@ -175,6 +178,7 @@ class HCSSession:
             use_gpu=use_gpu or s.use_gpu,  # type: ignore[arg-type]
             overwrite=overwrite,
             well_timeout_s=well_timeout_s or None,
+            heartbeat_timeout_s=stall_timeout_s or None,
         )
         return PipelineOrchestrator(self.plate_path, global_config=config).initialize()
 

@@ -93,6 +93,14 @@ class RunPlateWidget(QWidget):
         self.timeout.setSuffix(" s")
         self.timeout.setSpecialValueText("no limit")
         self.timeout.setToolTip("Fail a well that runs longer than this (0: no limit)")
+        self.stall = QDoubleSpinBox()
+        self.stall.setRange(0.0, 7 * 24 * 3600.0)
+        self.stall.setDecimals(0)
+        self.stall.setSuffix(" s")
+        self.stall.setSpecialValueText("never")
+        self.stall.setValue(600.0)
+        self.stall.setToolTip("Stop a worker that makes no progress for this long and retry its well once "
+                              "(0: never)")
         self.wells_edit = QLineEdit()
         self.wells_edit.setPlaceholderText("all  |  selected  |  A01, B02")
         self.overwrite = QCheckBox("recompute wells already done")
@@ -103,6 +111,7 @@ class RunPlateWidget(QWidget):
         form.addRow("Workers", self.workers)
         form.addRow("Executor", self.executor)
         form.addRow("Well timeout", self.timeout)
+        form.addRow("Stall timeout", self.stall)
         form.addRow("Wells", self.wells_edit)
         form.addRow("", self.overwrite)
         form.addRow("", self.open_output)
@@ -156,7 +165,8 @@ class RunPlateWidget(QWidget):
             return
         options = {"output_dir": self.output_edit.text().strip() or None, "workers": self.workers.value(),
                    "executor": self.executor.currentText(), "overwrite": self.overwrite.isChecked(),
-                   "well_timeout_s": self.timeout.value() or None}
+                   "well_timeout_s": self.timeout.value() or None,
+                   "stall_timeout_s": self.stall.value() or None}
         self.orchestrator = None
         self._outputs = None
         session.reset_status(wells)
