@@ -23,12 +23,6 @@ def _ome(attrs: Any) -> dict[str, Any]:
     return dict(ome) if isinstance(ome, dict) else attrs
 
 
-def image_group(root: Any, level0: Any) -> Any:
-    """Return the image group (inside ``root``) that holds the array ``level0``."""
-    parent = str(level0.path).strip("/").rpartition("/")[0]
-    return root[parent] if parent else root
-
-
 def axis_units(group: Any) -> dict[str, str]:
     """Return ``{axis name: unit}`` of a multiscale image group (axes without unit left out)."""
     ms = _ome(group.attrs).get("multiscales") or [{}]

@@ -135,9 +135,11 @@ def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None
         return []
     axes = plate.axes
     arrays: dict[str, list[list[Any]]] = {}
-    for well in wells:
-        arrays[well] = [[_to_tczyx(da.from_zarr(a), axes) for a in plate.levels(well, f)]
-                        for f in range(len(plate.field_paths(well)))]
+    groups: dict[str, list[Any]] = {}  # each field's image group: its units and NGFF labels
+    for well in wells:  # every well and field opened once (the metadata reads are what cost)
+        pyramids = plate.field_pyramids(well)
+        groups[well] = [group for group, _ in pyramids]
+        arrays[well] = [[_to_tczyx(da.from_zarr(a), axes) for a in levels] for _, levels in pyramids]
     n_levels = min(len(levels) for fields in arrays.values() for levels in fields)
     first = arrays[wells[0]][0]
     factors = [max(1, round(first[0].shape[-1] / first[k].shape[-1])) for k in range(n_levels)]
@@ -168,11 +170,6 @@ def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None
         return float(scale[names.index(ax)]) if ax in names and len(scale) == len(names) else 1.0
 
     sy, sx, sz, st = axis_scale("y"), axis_scale("x"), axis_scale("z"), axis_scale("t")
-    import zarr
-
-    root = zarr.open_group(str(path), mode="r")
-    groups = {w: [ngff.image_group(root, plate.levels(w, f)[0]) for f in range(len(arrays[w]))]
-              for w in wells}
     found = ngff.axis_units(groups[wells[0]][0])
     # t stays unit-less like the raw layers (napari renders units only when all layers agree)
     if z_n == 1 and "y" in found:  # one plane: no z extent, same unit as y/x so all layers agree
