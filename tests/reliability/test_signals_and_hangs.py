@@ -97,15 +97,25 @@ def test_frozen_worker_is_stopped_retried_then_failed(tiny_plate: Path, tmp_path
     proc = start_cli(*args, *limits, log=log)
     frozen: list[psutil.Process] = []
     try:
-        def busy_worker() -> bool:
+        found: list[psutil.Process] = []
+
+        def settled_worker() -> bool:
+            """A worker not frozen yet that is still one 0.3 s later (mid-well by then): the
+            fork server, between its fork and its exec, carries the command's own command
+            line and would pass for a worker (seen on a loaded machine)."""
             if proc.poll() is not None:
                 raise AssertionError(log.read_text())
-            return any(p.pid not in {f.pid for f in frozen} for p in _stoppable(proc.pid))
+            fresh = [p for p in _stoppable(proc.pid) if p.pid not in {f.pid for f in frozen}]
+            if not fresh:
+                return False
+            time.sleep(0.3)
+            still = [p for p in _stoppable(proc.pid) if p.pid == fresh[0].pid]
+            found[:] = still
+            return bool(still)
 
         for _ in range(2):  # the worker running the well, then the one retrying it
-            wait_for(busy_worker, timeout=60, what="a worker")
-            time.sleep(0.3)
-            worker = next(p for p in _stoppable(proc.pid) if p.pid not in {f.pid for f in frozen})
+            wait_for(settled_worker, timeout=60, what="a worker")
+            worker = found[0]
             worker.send_signal(signal.SIGSTOP)
             frozen.append(worker)
         code = proc.wait(timeout=90)
