@@ -36,52 +36,51 @@ def _record_files(root: Path, paths: set[str]) -> list[Path]:
     return files
 
 
-def _stat_key(root: Path, files: list[Path], *, mtime: bool) -> str:
+def _stat_items(root: Path, files: list[Path], *, mtime: bool) -> tuple[str, str | None]:
+    """Hash the relative path and size (and mtime, ns) of each file, stat-ing each once.
+
+    Returns the key and why the files cannot be read safely (``None``: they can): every
+    file must be a regular file before a worker opens it (a FIFO where a chunk or tile
+    should be would block the reader for ever; a symlink loop never resolves). A missing
+    file is left to the reader, which reports it with its context.
+    """
     h = hashlib.sha256()
+    problem: str | None = None
     for f in files:
         try:
             st = f.stat()
             item: Any = [st.st_size, st.st_mtime_ns] if mtime else [st.st_size]
-        except OSError:
+            if problem is None and not stat.S_ISREG(st.st_mode):
+                problem = f"{os.fsdecode(f)} is not a regular file (a FIFO, device or socket); it is not read"
+        except FileNotFoundError:
             item = None
+        except OSError as exc:
+            item = None
+            problem = problem or f"cannot read {os.fsdecode(f)}: {exc.strerror or exc}"
         try:
             rel = f.relative_to(root).as_posix()
         except ValueError:
             rel = str(f)
         h.update(json.dumps([rel, item]).encode("utf-8", "surrogateescape"))
-    return h.hexdigest()[:24]
+    return h.hexdigest()[:24], problem
 
 
 def plate_fingerprint(plate: Plate) -> str:
     """A fingerprint of the plate's content: relative paths and sizes of its image files."""
     root = Path(plate.root)
-    return _stat_key(root, _record_files(root, {r.path for r in plate.records}), mtime=False)
+    return _stat_items(root, _record_files(root, {r.path for r in plate.records}), mtime=False)[0]
+
+
+def scan_well_inputs(ctx: ProcessingContext) -> tuple[str, str | None]:
+    """Return the key of the files one well reads (relative path, size and mtime in ns of
+    each) and why they cannot be read safely (``None``: they can), in one pass."""
+    root = Path(ctx.inputs.root)
+    return _stat_items(root, _record_files(root, {r.path for r in ctx.inputs.records}), mtime=True)
 
 
 def well_input_key(ctx: ProcessingContext) -> str:
     """A key of the files one well reads: relative path, size and mtime (ns) of each."""
-    root = Path(ctx.inputs.root)
-    return _stat_key(root, _record_files(root, {r.path for r in ctx.inputs.records}), mtime=True)
-
-
-def well_input_problem(ctx: ProcessingContext) -> str | None:
-    """Why a well's input files cannot be read safely (``None``: they can).
-
-    Every file is checked to be a regular file before a worker opens it: a FIFO where
-    a chunk or tile should be would block the reader for ever, a symlink loop never
-    resolves.
-    """
-    root = Path(ctx.inputs.root)
-    for f in _record_files(root, {r.path for r in ctx.inputs.records}):
-        try:
-            mode = f.stat().st_mode
-        except FileNotFoundError:
-            continue  # a missing image is reported by the reader, with its context
-        except OSError as exc:
-            return f"cannot read {os.fsdecode(f)}: {exc.strerror or exc}"
-        if not stat.S_ISREG(mode):
-            return f"{os.fsdecode(f)} is not a regular file (a FIFO, device or socket); it is not read"
-    return None
+    return scan_well_inputs(ctx)[0]
 
 
 def input_identity(plate: Plate) -> dict[str, Any]:

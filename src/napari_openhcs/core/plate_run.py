@@ -19,7 +19,7 @@ from .config import GlobalPipelineConfig
 from .context import OutputPlan, ProcessingContext
 from .errors import OutputLocationError
 from .events import WellFailed, WellFinished
-from .output_identity import check_output_identity, input_identity, well_input_key, well_input_problem
+from .output_identity import check_output_identity, input_identity, scan_well_inputs
 from .results import WellResult
 from .steps import FunctionStep
 from .well_output import settle_pending_tables
@@ -150,7 +150,7 @@ def run_plate(
         completed: list[str] = []
         to_run: list[ProcessingContext] = []
         for well, ctx in contexts.items():
-            problem = well_input_problem(ctx)
+            input_key, problem = scan_well_inputs(ctx)  # one stat of each file the well reads
             if problem is not None:
                 results[well] = WellResult(well, "failed", f"well {well}: {problem}")
                 continue
@@ -159,7 +159,7 @@ def run_plate(
                 well in done
                 and not config.overwrite
                 and record.get("pipeline_hash") == output.pipeline_hash
-                and record.get("input_key") == well_input_key(ctx)
+                and record.get("input_key") == input_key
             ):
                 results[well] = WellResult(
                     well,

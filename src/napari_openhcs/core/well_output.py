@@ -25,6 +25,7 @@ import numpy as np
 
 from .components import Component
 from .context import ProcessingContext, StepPlan, WellInput
+from .output_identity import well_input_key
 from .well_state import SpecialStore, WellState
 
 logger = logging.getLogger(__name__)
@@ -248,13 +249,6 @@ def settle_pending_tables(tables_dir: Path, complete: Mapping[str, Mapping[str, 
             else:
                 logger.info("removing table %s of incomplete well %s (interrupted run)", name, well)
                 path.unlink(missing_ok=True)
-
-
-def well_input_key(ctx: ProcessingContext) -> str:
-    """The key of the files the well read (see :mod:`..output_identity`)."""
-    from .output_identity import well_input_key as key
-
-    return key(ctx)
 
 
 class WellWriter:
