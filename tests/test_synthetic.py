@@ -292,3 +292,17 @@ def test_presets_have_the_documented_sizes() -> None:
     planes_only = large.nbytes() * large.z_planes // (large.z_planes + 1)
     assert planes_only == pytest.approx(453e6, rel=0.01)
     assert len(PRESETS["xl"].wells) == 24
+
+
+def test_a_plate_without_nuclei_is_background_only(tmp_path: Path) -> None:
+    """An empty-well control plate (``nuclei_per_site=0``) is written, with nothing but background."""
+    plate = make_synthetic_plate(tmp_path, spec="tiny", wells=("A01",), tile_shape=(64, 64), z_planes=1,
+                                 nuclei_per_site=0)
+    wt = load_ground_truth(plate)["wells"]["A01"]
+    assert wt["n_nuclei"] == 0
+    tiles = sorted((plate / "TimePoint_1").glob("synthetic_A01_s*_w*.TIF"))
+    assert tiles
+    for path in tiles:
+        tile = tifffile.imread(path).astype(float)
+        # camera offset plus background noise only: no bright object anywhere
+        assert tile.max() - np.median(tile) < 100, path.name

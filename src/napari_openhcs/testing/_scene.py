@@ -158,6 +158,9 @@ def _footprints(shape: tuple[int, int], yx: np.ndarray, semi: np.ndarray, angle:
     Returns ``(object, y, x, profile)``: one entry per covered canvas pixel, with the
     object's intensity profile (0-1) there.
     """
+    if len(yx) == 0:  # an empty well: nothing covered
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, np.zeros(0, dtype=np.float32)
     half = int(np.ceil(semi.max())) + 2
     off = np.arange(-half, half + 1, dtype=np.int64)
     base = np.floor(yx).astype(np.int64)
