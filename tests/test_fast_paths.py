@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from types import SimpleNamespace
 from typing import Any
 
@@ -225,3 +226,37 @@ def test_read_threads_follow_the_environment_and_refuse_nonsense(
     with caplog.at_level(logging.WARNING, logger=raw_images.__name__):
         assert raw_images.read_threads() == 2
     assert "NAPARI_OPENHCS_READ_THREADS" in caplog.text
+
+
+@pytest.mark.parametrize("case", ["one plane", "three planes", "strided", "nan plane", "inf", "integers"])
+def test_window_of_planes_equals_the_window_of_their_stack(case: str) -> None:
+    from napari_openhcs.io._ngff import channel_window, planes_window
+
+    rng = np.random.default_rng(7)
+    data = rng.random((3, 1100, 1300)).astype(np.float32)  # over a million pixels: subsampled
+    choices = {"one plane": [data[0]], "three planes": list(data), "strided": [p[5:, 3:1201] for p in data]}
+    planes = choices.get(case, list(data[:, :300, :200]))
+    if case == "nan plane":
+        planes[1][:] = np.nan
+    elif case == "inf":
+        planes[2][4, 4] = np.inf
+    elif case == "integers":
+        planes = [(p * 4000).astype(np.uint16) for p in planes]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmin of a plane of NaN
+        assert planes_window(planes) == channel_window(np.stack(planes))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_output_check_counts_nan_and_infinity_and_passes_sums_that_overflow(dtype: type) -> None:
+    from napari_openhcs.core.errors import StepExecutionError
+    from napari_openhcs.core.well_runner import _check_output
+
+    call = SimpleNamespace(name="f")
+    huge = np.full((2, 64, 64), np.finfo(dtype).max / 2, dtype=dtype)  # finite; its sum is not
+    assert _check_output(huge, call, 2) is huge
+    for bad, count in ((np.nan, 3), (np.inf, 1), (-np.inf, 2)):
+        out = np.zeros((2, 8, 8), dtype=dtype)
+        out.reshape(-1)[:count] = bad
+        with pytest.raises(StepExecutionError, match=f"returned {count} NaN or infinite values"):
+            _check_output(out, call, 2)

@@ -151,9 +151,7 @@ def _window(
     """The ``omero`` window of channel ``c``: planes present only, inside the extent."""
     planes = [data[t, c, z, : extent[0], : extent[1]]
               for t in range(data.shape[0]) for z in range(data.shape[2]) if (t, c, z) not in missing]
-    if not planes:
-        return _ngff.channel_window(np.zeros((0,), data.dtype))
-    return _ngff.channel_window(np.stack(planes))
+    return _ngff.planes_window(planes)
 
 
 def remove_path(path: Path) -> None:
