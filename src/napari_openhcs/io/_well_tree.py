@@ -18,10 +18,11 @@ from ._pyramid import Downsample, build_pyramid
 
 logger = logging.getLogger(__name__)
 
-#: Default Blosc compression level of image chunks (zstd codec, byte shuffle). Blosc runs zstd
-#: at level 2 x clevel - 1: 2 is zstd level 3, which on stitched float32 fields writes files within
-#: 0.2 % of the size that clevel 3 (zstd 5) gives, in half the time.
-CLEVEL = 2
+#: Default Blosc compression level of image chunks (zstd codec, byte shuffle, 512 KiB blocks).
+#: Blosc runs zstd at level 2 x clevel - 1: 1 is zstd level 1, which in 512 KiB blocks writes a
+#: stitched float32 well (2 × 3074², 5 levels) as small as clevel 2 (zstd 3) does, 63.5 MB, in
+#: 0.17 instead of 0.30 s of CPU (clevel 2 with Blosc's own, smaller blocks: 66.7 MB in 0.33 s).
+CLEVEL = 1
 
 
 def check_fields(
