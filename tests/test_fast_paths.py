@@ -260,3 +260,24 @@ def test_output_check_counts_nan_and_infinity_and_passes_sums_that_overflow(dtyp
         out.reshape(-1)[:count] = bad
         with pytest.raises(StepExecutionError, match=f"returned {count} NaN or infinite values"):
             _check_output(out, call, 2)
+
+
+@pytest.mark.parametrize("shape", [(6, 8), (7, 8), (6, 9), (7, 9), (1, 1), (1, 5), (4, 1), (2, 3, 37, 64)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_downsampling_equals_averaging_the_edge_padded_image(
+    shape: tuple[int, ...], dtype: type
+) -> None:
+    from napari_openhcs.io._pyramid import build_pyramid, downsample_2x
+
+    image = (np.random.default_rng(len(shape)).random(shape) * 1000).astype(dtype)
+    y, x = shape[-2:]
+    padded = np.pad(image, [(0, 0)] * (len(shape) - 2) + [(0, y % 2), (0, x % 2)], mode="edge")
+    expected = padded[..., 0::2, 0::2] + padded[..., 0::2, 1::2]
+    expected += padded[..., 1::2, 0::2] + padded[..., 1::2, 1::2]
+    expected /= 4
+    np.testing.assert_array_equal(downsample_2x(image), expected)
+    out = np.full(expected.shape, np.nan, dtype=dtype)
+    assert downsample_2x(image, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    levels = build_pyramid(image, min_side=1, max_levels=2)
+    np.testing.assert_array_equal(levels[1], expected)
