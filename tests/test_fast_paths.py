@@ -281,3 +281,22 @@ def test_float_downsampling_equals_averaging_the_edge_padded_image(
     np.testing.assert_array_equal(out, expected)
     levels = build_pyramid(image, min_side=1, max_levels=2)
     np.testing.assert_array_equal(levels[1], expected)
+
+
+MEAN_DTYPES = [np.uint8, np.uint16, np.int32, np.float16, np.float32, np.float64, np.bool_]
+
+
+@pytest.mark.parametrize("dtype", MEAN_DTYPES)
+def test_mean_of_one_slice_is_the_general_mean(dtype: type) -> None:
+    from napari_openhcs.functions.projection import mean_projection
+
+    rng = np.random.default_rng(11)
+    signed = np.dtype(dtype).kind in "if"
+    stack = (rng.random((1, 40, 30)) * 3e4 - (1e4 if signed else 0)).astype(dtype)
+    if dtype in (np.float32, np.float64):  # tiny, and near float32's largest
+        stack[0, 0, :3] = [1e-30, -3.3e38, 3.3e38]
+    out = mean_projection(stack)
+    general = stack.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
+    assert out.dtype == np.float32 and out.shape == (1, 40, 30)
+    np.testing.assert_array_equal(out, general)
+    assert not np.shares_memory(out, stack)
