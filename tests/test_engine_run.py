@@ -113,7 +113,8 @@ def test_compression_level_reaches_the_written_chunks(
         codecs = json.loads(path.read_text())["codecs"]
         blosc = [c["configuration"] for c in codecs if c["name"] == "blosc"]
         assert blosc and blosc[0]["cname"] == "zstd"
-        assert blosc[0]["clevel"] == (2 if level is None else level)  # 2 (zstd level 3) by default
+        assert blosc[0]["clevel"] == (1 if level is None else level)  # 1 (zstd level 1) by default
+        assert blosc[0]["blocksize"] == 1 << 19
 
 
 @pytest.mark.parametrize("level", [-1, 10])

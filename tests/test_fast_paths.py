@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from types import SimpleNamespace
 from typing import Any
 
@@ -225,3 +226,77 @@ def test_read_threads_follow_the_environment_and_refuse_nonsense(
     with caplog.at_level(logging.WARNING, logger=raw_images.__name__):
         assert raw_images.read_threads() == 2
     assert "NAPARI_OPENHCS_READ_THREADS" in caplog.text
+
+
+@pytest.mark.parametrize("case", ["one plane", "three planes", "strided", "nan plane", "inf", "integers"])
+def test_window_of_planes_equals_the_window_of_their_stack(case: str) -> None:
+    from napari_openhcs.io._ngff import channel_window, planes_window
+
+    rng = np.random.default_rng(7)
+    data = rng.random((3, 1100, 1300)).astype(np.float32)  # over a million pixels: subsampled
+    choices = {"one plane": [data[0]], "three planes": list(data), "strided": [p[5:, 3:1201] for p in data]}
+    planes = choices.get(case, list(data[:, :300, :200]))
+    if case == "nan plane":
+        planes[1][:] = np.nan
+    elif case == "inf":
+        planes[2][4, 4] = np.inf
+    elif case == "integers":
+        planes = [(p * 4000).astype(np.uint16) for p in planes]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmin of a plane of NaN
+        assert planes_window(planes) == channel_window(np.stack(planes))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_output_check_counts_nan_and_infinity_and_passes_sums_that_overflow(dtype: type) -> None:
+    from napari_openhcs.core.errors import StepExecutionError
+    from napari_openhcs.core.well_runner import _check_output
+
+    call = SimpleNamespace(name="f")
+    huge = np.full((2, 64, 64), np.finfo(dtype).max / 2, dtype=dtype)  # finite; its sum is not
+    assert _check_output(huge, call, 2) is huge
+    for bad, count in ((np.nan, 3), (np.inf, 1), (-np.inf, 2)):
+        out = np.zeros((2, 8, 8), dtype=dtype)
+        out.reshape(-1)[:count] = bad
+        with pytest.raises(StepExecutionError, match=f"returned {count} NaN or infinite values"):
+            _check_output(out, call, 2)
+
+
+@pytest.mark.parametrize("shape", [(6, 8), (7, 8), (6, 9), (7, 9), (1, 1), (1, 5), (4, 1), (2, 3, 37, 64)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_downsampling_equals_averaging_the_edge_padded_image(
+    shape: tuple[int, ...], dtype: type
+) -> None:
+    from napari_openhcs.io._pyramid import build_pyramid, downsample_2x
+
+    image = (np.random.default_rng(len(shape)).random(shape) * 1000).astype(dtype)
+    y, x = shape[-2:]
+    padded = np.pad(image, [(0, 0)] * (len(shape) - 2) + [(0, y % 2), (0, x % 2)], mode="edge")
+    expected = padded[..., 0::2, 0::2] + padded[..., 0::2, 1::2]
+    expected += padded[..., 1::2, 0::2] + padded[..., 1::2, 1::2]
+    expected /= 4
+    np.testing.assert_array_equal(downsample_2x(image), expected)
+    out = np.full(expected.shape, np.nan, dtype=dtype)
+    assert downsample_2x(image, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    levels = build_pyramid(image, min_side=1, max_levels=2)
+    np.testing.assert_array_equal(levels[1], expected)
+
+
+MEAN_DTYPES = [np.uint8, np.uint16, np.int32, np.float16, np.float32, np.float64, np.bool_]
+
+
+@pytest.mark.parametrize("dtype", MEAN_DTYPES)
+def test_mean_of_one_slice_is_the_general_mean(dtype: type) -> None:
+    from napari_openhcs.functions.projection import mean_projection
+
+    rng = np.random.default_rng(11)
+    signed = np.dtype(dtype).kind in "if"
+    stack = (rng.random((1, 40, 30)) * 3e4 - (1e4 if signed else 0)).astype(dtype)
+    if dtype in (np.float32, np.float64):  # tiny, and near float32's largest
+        stack[0, 0, :3] = [1e-30, -3.3e38, 3.3e38]
+    out = mean_projection(stack)
+    general = stack.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
+    assert out.dtype == np.float32 and out.shape == (1, 40, 30)
+    np.testing.assert_array_equal(out, general)
+    assert not np.shares_memory(out, stack)

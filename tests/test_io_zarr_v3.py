@@ -15,7 +15,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from napari_openhcs.io import inject_fault
-from napari_openhcs.io._zarr_v3 import write_array
+from napari_openhcs.io._zarr_v3 import BLOCKSIZE, write_array
 
 DIMS = ("t", "c", "z", "y", "x")
 
@@ -25,18 +25,23 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "bool", "uint16", ">u2", "int32", "float32", ">f8"])
-@pytest.mark.parametrize("clevel", [1, 2])
-def test_chunks_and_metadata_match_zarr_python(tmp_path: Path, dtype: str, clevel: int) -> None:
+@pytest.mark.parametrize(("clevel", "blocksize"), [(1, BLOCKSIZE), (2, BLOCKSIZE), (1, 0), (3, 4096)])
+def test_chunks_and_metadata_match_zarr_python(
+    tmp_path: Path, dtype: str, clevel: int, blocksize: int
+) -> None:
     rng = np.random.default_rng(3)
     shape, chunks = (1, 2, 1, 70, 45), (1, 1, 1, 32, 16)  # edge chunks on both image axes
     data = (rng.random(shape) * 1000).astype(dtype)
     if data.dtype.kind == "f":
         data[0, 1, 0, :5, :5] = 0.0  # an all-0 corner is written too
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
-    write_array(ours, data, chunks, clevel=clevel, dimension_names=DIMS)
+    if blocksize == BLOCKSIZE:
+        write_array(ours, data, chunks, clevel=clevel, dimension_names=DIMS)  # the default
+    else:
+        write_array(ours, data, chunks, clevel=clevel, dimension_names=DIMS, blocksize=blocksize)
     ref = zarr.create_array(
         str(theirs), shape=shape, dtype=data.dtype, chunks=chunks, fill_value=0, zarr_format=3,
-        compressors=BloscCodec(cname="zstd", clevel=clevel, shuffle="shuffle"),
+        compressors=BloscCodec(cname="zstd", clevel=clevel, shuffle="shuffle", blocksize=blocksize),
         dimension_names=list(DIMS), config={"write_empty_chunks": True},
     )
     ref[...] = data

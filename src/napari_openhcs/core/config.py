@@ -51,7 +51,8 @@ class GlobalPipelineConfig:
         Skip wells with missing images instead of failing them.
     compression_level
         Blosc compression level of the output plate's image chunks, 0-9 (zstd codec at
-        level 2 x n - 1; 0: uncompressed). The default, 2, is zstd level 3.
+        level 2 x n - 1, 512 KiB Blosc blocks; 0: uncompressed). The default, 1, is zstd
+        level 1.
     dask_scheduler
         Address of a Dask scheduler (``executor="dask"``); ``None`` starts a LocalCluster.
     """
@@ -67,7 +68,7 @@ class GlobalPipelineConfig:
     heartbeat_timeout_s: float | None = 600.0
     use_gpu: Literal["auto", "never", "always"] = "auto"
     skip_incomplete_wells: bool = False
-    compression_level: int = 2
+    compression_level: int = 1
     dask_scheduler: str | None = None
 
     def __post_init__(self) -> None:

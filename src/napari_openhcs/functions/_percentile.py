@@ -52,7 +52,8 @@ def percentiles(data: np.ndarray, q: Sequence[float]) -> np.ndarray:
     n = arr.size
     counts = np.zeros(1 << (8 * arr.dtype.itemsize), dtype=np.int64)
     for chunk in _chunks(arr):
-        counts += np.bincount(chunk, minlength=counts.size)
+        part = np.bincount(chunk)  # up to the chunk's largest value (often 12 bits of 16)
+        counts[: part.size] += part
     cumulative = np.cumsum(counts)
     # numpy's _quantile / _get_indexes / _get_gamma / _lerp for method "linear"
     quantiles = np.true_divide(list(q), 100)

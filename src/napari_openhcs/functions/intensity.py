@@ -46,7 +46,8 @@ def _unit(stack: np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float) -> 
         source, values = plane.reshape(-1), target.reshape(-1)
         for start in range(0, values.size, _UNIT_BLOCK):
             block, end = values[start : start + _UNIT_BLOCK], start + _UNIT_BLOCK
-            np.subtract(source[start:end], low, out=block, dtype=np.float32, casting="unsafe")
+            np.copyto(block, source[start:end], casting="unsafe")  # float32(pixel): a plain cast
+            np.subtract(block, low, out=block)
             np.divide(block, width, out=block)
             np.clip(block, 0.0, 1.0, out=block)
     return out

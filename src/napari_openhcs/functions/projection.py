@@ -91,7 +91,10 @@ def mean_projection(stack: np.ndarray) -> np.ndarray:
     >>> mean_projection(np.array([[[1, 5]], [[3, 2]]], dtype=np.uint16))
     array([[[2. , 3.5]]], dtype=float32)
     """
-    return as_stack(stack).mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
+    arr = as_stack(stack)
+    if arr.shape[0] == 1:  # the mean of one value is the value: float32(x), as below, in one pass
+        return arr.astype(np.float32)
+    return arr.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
 
 
 @register(category="Projection", keywords=("sum", "total", "integrated", "z-stack", "project"))

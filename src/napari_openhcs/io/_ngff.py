@@ -6,6 +6,7 @@ Plain functions returning JSON-ready dicts, so they can be tested without a disk
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -174,13 +175,38 @@ def channel_window(data: np.ndarray, *, max_samples: int = 1_000_000) -> dict[st
     """
     if data.size == 0:
         return {"min": 0.0, "max": 1.0, "start": 0.0, "end": 1.0}
-    lo = _finite(np.nanmin(data), 0.0)
-    hi = _finite(np.nanmax(data), lo + 1.0)
+    if data.ndim >= 2:
+        return planes_window(list(data.reshape(-1, *data.shape[-2:])), max_samples=max_samples)
     step = max(1, int(np.ceil(np.sqrt(data.size / max_samples))))
-    sample = data[..., ::step, ::step] if data.ndim >= 2 else data[::step]
+    return _window(np.nanmin(data), np.nanmax(data), data[::step])
+
+
+def planes_window(planes: Sequence[np.ndarray], *, max_samples: int = 1_000_000) -> dict[str, float]:
+    """:func:`channel_window` of the 2-D ``planes`` of one channel, as if stacked (without the copy).
+
+    The range is the planes' range and the subsample every plane's ``[::step, ::step]``,
+    ``step`` chosen for their total size, so the window equals ``channel_window(np.stack(planes))``.
+    """
+    size = sum(int(p.size) for p in planes)
+    if size == 0:
+        return {"min": 0.0, "max": 1.0, "start": 0.0, "end": 1.0}
+    step = max(1, int(np.ceil(np.sqrt(size / max_samples))))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a plane of NaN only: left out below
+        lows = [v for v in (np.nanmin(p) for p in planes if p.size) if not np.isnan(v)]
+        highs = [v for v in (np.nanmax(p) for p in planes if p.size) if not np.isnan(v)]
+    lo, hi = (min(lows), max(highs)) if lows else (np.nan, np.nan)
+    samples = [p[::step, ::step].astype(np.float64).reshape(-1) for p in planes]
+    return _window(lo, hi, samples[0] if len(samples) == 1 else np.concatenate(samples))
+
+
+def _window(lo_value: Any, hi_value: Any, sample: np.ndarray) -> dict[str, float]:
+    lo = _finite(lo_value, 0.0)
+    hi = _finite(hi_value, lo + 1.0)
     sample = sample.astype(np.float64, copy=False)
-    if np.isfinite(sample).any():
-        start, end = np.nanpercentile(sample[np.isfinite(sample)], [0.1, 99.9])
+    finite = sample[np.isfinite(sample)]
+    if finite.size:
+        start, end = np.percentile(finite, [0.1, 99.9])
     else:
         start, end = lo, hi
     start, end = _finite(start, lo), _finite(end, hi)

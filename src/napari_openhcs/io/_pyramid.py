@@ -36,7 +36,14 @@ def level_shapes(
     return shapes
 
 
-def downsample_2x(image: np.ndarray, *, method: Downsample = "mean") -> np.ndarray:
+def shape_of_half(yx: tuple[int, ...]) -> tuple[int, int]:
+    """The ``(Y, X)`` shape :func:`downsample_2x` makes of ``(Y, X)``: halves, rounded up."""
+    return (int(yx[0]) + 1) // 2, (int(yx[1]) + 1) // 2
+
+
+def downsample_2x(
+    image: np.ndarray, *, method: Downsample = "mean", out: np.ndarray | None = None
+) -> np.ndarray:
     """Halve the last two axes of ``image`` (odd sizes round up).
 
     Parameters
@@ -47,12 +54,25 @@ def downsample_2x(image: np.ndarray, *, method: Downsample = "mean") -> np.ndarr
         ``"mean"`` averages 2×2 blocks (intensity images; integer results are
         rounded to the nearest value), ``"nearest"`` keeps every second pixel
         (label images, where averaging would invent labels).
+    out
+        Where to put the result (the returned array), of the result's shape and dtype;
+        a new array when ``None``.
 
     Returns
     -------
     np.ndarray
         Same dtype as ``image``, shape ``(..., ceil(Y/2), ceil(X/2))``.
     """
+    if method == "mean" and image.dtype in (np.float32, np.float64):
+        return _mean_2x2(image, out)
+    result = _downsample_2x(image, method)
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+def _downsample_2x(image: np.ndarray, method: Downsample) -> np.ndarray:
     if method == "nearest":
         return np.ascontiguousarray(image[..., ::2, ::2])
     if method != "mean":
@@ -67,16 +87,38 @@ def downsample_2x(image: np.ndarray, *, method: Downsample = "mean") -> np.ndarr
         acc = blocks.sum(axis=(-3, -1), dtype=np.int64)
         out = (acc + 2) // 4  # round half up
         return out.astype(image.dtype)
-    if image.dtype in (np.float32, np.float64):
-        # blocks.mean(axis=(-3, -1)) without the slow reduction over two strided
-        # axes: the same additions in the same order (each row's pair, then the two
-        # rows), then the same division, so the values are identical
-        out = image[..., 0::2, 0::2] + image[..., 0::2, 1::2]
-        out += image[..., 1::2, 0::2] + image[..., 1::2, 1::2]
-        out /= 4
-        return out
     acc_dtype = np.float64 if image.dtype == np.float64 else np.float32
     return blocks.mean(axis=(-3, -1), dtype=acc_dtype).astype(image.dtype)
+
+
+def _mean_2x2(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """2 x 2 means of a float image, an odd last row or column repeated (edge padding).
+
+    ``blocks.mean(axis=(-3, -1))`` of the edge-padded image without the slow reduction
+    over two strided axes, and without padding a copy of the image: the same additions
+    in the same order (each row's pair, then the two rows), then the same division, so
+    the values are identical. An odd last column pairs with itself, as padding makes it.
+    """
+    y, x = image.shape[-2:]
+    ye, xe = y - y % 2, x - x % 2
+    if out is None:
+        out = np.empty((*image.shape[:-2], (y + 1) // 2, (x + 1) // 2), dtype=image.dtype)
+    inner = out[..., : ye // 2, : xe // 2]
+    np.add(image[..., 0:ye:2, 0:xe:2], image[..., 0:ye:2, 1:xe:2], out=inner)
+    inner += image[..., 1:ye:2, 0:xe:2] + image[..., 1:ye:2, 1:xe:2]
+    if x % 2:  # the last column: its pairs are (v, v)
+        column, top, bottom = out[..., : ye // 2, -1], image[..., 0:ye:2, -1], image[..., 1:ye:2, -1]
+        np.add(top, top, out=column)
+        column += bottom + bottom
+    if y % 2:  # the last row: it is both rows of its pair
+        row, last = out[..., -1, : xe // 2], image[..., -1, :]
+        np.add(last[..., 0:xe:2], last[..., 1:xe:2], out=row)
+        row += last[..., 0:xe:2] + last[..., 1:xe:2]
+        if x % 2:
+            corner = image[..., -1, -1]
+            out[..., -1, -1] = (corner + corner) + (corner + corner)
+    out /= 4
+    return out
 
 
 def build_pyramid(
@@ -97,6 +139,8 @@ def build_pyramid(
         prev = levels[-1]
         lead = prev.shape[:-2]
         flat = prev.reshape(-1, *prev.shape[-2:])
-        planes = [downsample_2x(plane, method=method) for plane in flat]
-        levels.append(np.stack(planes).reshape(*lead, *planes[0].shape))
+        level = np.empty((len(flat), *shape_of_half(prev.shape[-2:])), dtype=prev.dtype)
+        for plane, target in zip(flat, level):
+            downsample_2x(plane, method=method, out=target)
+        levels.append(level.reshape(*lead, *level.shape[1:]))
     return levels

@@ -25,6 +25,11 @@ from . import atomic
 
 #: Threads compressing and writing one array's chunks (Blosc releases the GIL).
 WRITE_THREADS = 2
+#: Bytes of a chunk that Blosc compresses as one block (a 1024² float32 chunk is 8 blocks).
+#: Blosc's own choice for zstd is far smaller, and zstd starts afresh at every block: a
+#: stitched float32 well (2 × 3074², 5 levels) is 5 % smaller with 512 KiB blocks (63.5
+#: against 66.7 MB) and decodes in 0.12 instead of 0.15 s.
+BLOCKSIZE = 1 << 19
 
 
 def _data_type(dtype: np.dtype) -> str:
@@ -40,6 +45,7 @@ def array_doc(
     *,
     clevel: int,
     dimension_names: Sequence[str] | None = None,
+    blocksize: int = BLOCKSIZE,
 ) -> dict[str, Any]:
     """The ``zarr.json`` of an array of Blosc-zstd (byte shuffle) chunks, fill value 0."""
     dtype = np.dtype(dtype)
@@ -48,7 +54,7 @@ def array_doc(
     if dtype.itemsize > 1:
         bytes_codec["configuration"] = {"endian": "little"}
     blosc = {"typesize": dtype.itemsize, "cname": "zstd", "clevel": clevel, "shuffle": "shuffle",
-             "blocksize": 0}
+             "blocksize": int(blocksize)}
     doc: dict[str, Any] = {
         "shape": [int(n) for n in shape],
         "data_type": _data_type(dtype),
@@ -80,14 +86,16 @@ def write_array(
     clevel: int,
     dimension_names: Sequence[str] | None = None,
     skip_planes: Collection[tuple[int, ...]] = (),
+    blocksize: int = BLOCKSIZE,
 ) -> None:
     """Write ``data`` as the Zarr v3 array ``folder`` (metadata and every chunk).
 
     Chunks at the array's far edges are padded with the fill value (0), as Zarr does.
     Every chunk is written, also one that is all 0, except those whose leading chunk
     indices (with one-plane chunks: the ``(t, c, z)`` plane) are in ``skip_planes``:
-    they are left unwritten and read as the fill value. Returns, or raises the first
-    failure, only after every chunk write started has ended.
+    they are left unwritten and read as the fill value. Blosc compresses ``blocksize``
+    bytes at a time (0: Blosc's own choice). Returns, or raises the first failure, only
+    after every chunk write started has ended.
     """
     from numcodecs import Blosc
 
@@ -96,9 +104,9 @@ def write_array(
     if len(chunks) != arr.ndim or min(chunks, default=1) < 1:
         raise ValueError(f"chunks {chunks} do not fit an array of shape {arr.shape}")
     little = arr.dtype.newbyteorder("<") if arr.dtype.itemsize > 1 else arr.dtype
-    codec = Blosc(cname="zstd", clevel=clevel, shuffle=Blosc.SHUFFLE, blocksize=0)
+    codec = Blosc(cname="zstd", clevel=clevel, shuffle=Blosc.SHUFFLE, blocksize=blocksize)
     write_document(folder, array_doc(arr.shape, arr.dtype, chunks, clevel=clevel,
-                                     dimension_names=dimension_names))
+                                     dimension_names=dimension_names, blocksize=blocksize))
     grid = [range(-(-n // c)) for n, c in zip(arr.shape, chunks)]
     for lead in itertools.product(*grid[:-1]):  # the folders, made once before the threads start
         folder.joinpath("c", *map(str, lead)).mkdir(parents=True, exist_ok=True)

@@ -215,6 +215,7 @@ class ZarrBackend(StorageBackend):
         from zarr.codecs import BloscCodec
 
         from ._well_tree import CLEVEL
+        from ._zarr_v3 import BLOCKSIZE
 
         key = validate_key(key)
         arr = np.asarray(data)
@@ -226,7 +227,8 @@ class ZarrBackend(StorageBackend):
                     shape=arr.shape,
                     dtype=arr.dtype,
                     chunks=self._chunks(arr.shape) if arr.ndim >= 2 else "auto",
-                    compressors=BloscCodec(cname="zstd", clevel=CLEVEL, shuffle="shuffle"),
+                    compressors=BloscCodec(cname="zstd", clevel=CLEVEL, shuffle="shuffle",
+                                           blocksize=BLOCKSIZE),
                     fill_value=0,
                     overwrite=True,
                 )

@@ -7,6 +7,9 @@ differs is how the normalized cross-correlations (NCC) are evaluated: each batch
 of candidate displacements is computed on the array's device and brought back to
 the host in one transfer, instead of one scalar at a time, so a GPU does not stall
 on every candidate; as in the CPU module, each offset of a pair is computed once.
+The phase-correlation surface and the coarse search (one FFT cross-correlation and
+summed-area tables for the whole grid) are the CPU module's own functions, which
+run on either kind of array.
 Overlap areas depend only on shapes and are computed on the host.
 """
 
@@ -14,12 +17,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from .._phase_correlation import PairRegistration, _hann, neighbourhood_max, quadratic_vertex
+from .._phase_correlation import (
+    PairRegistration,
+    _coarse_candidates,
+    correlation_surface,
+    neighbourhood_max,
+    quadratic_vertex,
+)
 from .._xp import get_modules
 
 Offset = tuple[int, int]
@@ -81,13 +89,7 @@ def phase_correlation(a: Any, b: Any, *, n_peaks: int = 3) -> list[Offset]:
     xp, _ = get_modules(a)
     if a.shape != b.shape:
         raise ValueError(f"phase correlation needs images of one shape, got {a.shape} and {b.shape}")
-    window = xp.asarray(_hann(tuple(a.shape)))
-    fa = xp.fft.fft2((a - a.mean()) * window)
-    fb = xp.fft.fft2((b - b.mean()) * window)
-    cross = fa * xp.conj(fb)
-    magnitude = xp.abs(cross)
-    cross /= xp.maximum(magnitude, magnitude.max() * 1e-9 + 1e-30)
-    surface = xp.abs(xp.fft.ifft2(cross))
+    surface = correlation_surface(a, b)
     local_max = surface == neighbourhood_max(surface)
     order = xp.argsort(surface[local_max])[::-1][:n_peaks]
     peaks = xp.argwhere(local_max)[order]
@@ -108,30 +110,6 @@ def _climb(ncc_at: NccMemo, offset: Offset, ncc: float, min_area: float,
             break
         ncc, offset = top, cand
     return ncc, offset
-
-
-def _bin(xp: ModuleType, image: Any, factor: int) -> Any:
-    if factor == 1:
-        return image.astype(np.float32)
-    h, w = image.shape[0] // factor * factor, image.shape[1] // factor * factor
-    blocks = image[:h, :w].astype(np.float32).reshape(h // factor, factor, w // factor, factor)
-    return blocks.mean(axis=(1, 3))
-
-
-def _coarse_candidates(a: Any, b: Any, nominal: Offset, max_shift: float, min_area: float,
-                       grid: int = 16, keep: int = 2) -> list[Offset]:
-    xp, _ = get_modules(a)
-    factor = max(1, int(np.ceil(2 * max_shift / grid)))
-    ab, bb = _bin(xp, a, factor), _bin(xp, b, factor)
-    cy, cx = round(nominal[0] / factor), round(nominal[1] / factor)
-    radius = int(max_shift // factor)
-    span = range(-radius, radius + 1)
-    offsets = [(cy + oy, cx + ox) for oy in span for ox in span]
-    values, areas = ncc_batch(ab, bb, offsets)
-    scores = [(float(v), (oy * factor, ox * factor)) for v, n, (oy, ox) in zip(values, areas, offsets)
-              if np.isfinite(v) and n * factor * factor >= min_area]
-    scores.sort(reverse=True)
-    return [offset for _, offset in scores[:keep]]
 
 
 def _quadratic_peak(ncc_at: NccMemo, offset: Offset, min_area: float,
