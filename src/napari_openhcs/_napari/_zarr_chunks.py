@@ -167,10 +167,20 @@ def read_array_meta(folder: str) -> ArrayMeta | None:
         return None
 
 
-def _zarr_region(folder: str, sel: tuple[Any, ...]) -> np.ndarray:
+def _zarr_region(folder: str, sel: tuple[int | slice, ...], fill: Any = 0) -> np.ndarray:
+    """``array[sel]`` read by Zarr; what lies outside the array (another shape than expected) is ``fill``."""
     import zarr
 
-    return np.asarray(zarr.open_array(folder, mode="r")[sel])
+    array = zarr.open_array(folder, mode="r")
+    shape = [s.stop - s.start for s in sel if s.__class__ is not int]
+    if len(sel) != array.ndim or any(s.__class__ is int and not 0 <= s < n for s, n in zip(sel, array.shape)):
+        return np.full(shape, fill, dtype=array.dtype)
+    clipped = tuple(s if s.__class__ is int else slice(min(s.start, n), min(s.stop, n))
+                    for s, n in zip(sel, array.shape))
+    out = np.full(shape, fill, dtype=array.dtype)
+    part = np.asarray(array[clipped])
+    out[tuple(slice(0, n) for n in part.shape)] = part
+    return out
 
 
 def read_region(folder: str, meta: ArrayMeta | None, sel: tuple[int | slice, ...]) -> np.ndarray:
@@ -178,13 +188,14 @@ def read_region(folder: str, meta: ArrayMeta | None, sel: tuple[int | slice, ...
 
     Chunk files are read and decoded directly; a missing chunk reads as the fill value.
     Without ``meta``, or when the chunks cannot be decoded here (or do not match
-    ``meta``: another shape than the plate's other fields), the region is read through Zarr.
+    ``meta``: another shape than the plate's other fields), the region is read through Zarr,
+    and what lies outside the array reads as the fill value.
     """
     try:
         return _read_region(folder, meta, sel)
     except _Undecodable as exc:
         logger.debug("%s; reading it through Zarr", exc)
-        return _zarr_region(folder, sel)
+        return _zarr_region(folder, sel, meta.fill_value if meta is not None else 0)
 
 
 def _read_region(folder: str, meta: ArrayMeta | None, sel: tuple[int | slice, ...]) -> np.ndarray:
@@ -192,7 +203,7 @@ def _read_region(folder: str, meta: ArrayMeta | None, sel: tuple[int | slice, ..
         return _zarr_region(folder, sel)
     bounds = [(s, s + 1) if s.__class__ is int else (s.start, s.stop) for s in sel]
     if any(not 0 <= lo < hi <= n for (lo, hi), n in zip(bounds, meta.shape)):
-        return _zarr_region(folder, sel)  # out of this array: let Zarr say so
+        return _zarr_region(folder, sel, meta.fill_value)  # not this array's shape: Zarr reads it
     ranges = [range(lo // c, (hi - 1) // c + 1) for (lo, hi), c in zip(bounds, meta.chunks)]
     if all(len(r) == 1 for r in ranges):  # within one chunk: a small field's plane
         index = [r[0] for r in ranges]
