@@ -201,18 +201,24 @@ def read_region(folder: str, meta: ArrayMeta | None, sel: tuple[int | slice, ...
 def _read_region(folder: str, meta: ArrayMeta | None, sel: tuple[int | slice, ...]) -> np.ndarray:
     if meta is None or meta.decode is None or len(sel) != len(meta.shape):
         return _zarr_region(folder, sel)
-    bounds = [(s, s + 1) if s.__class__ is int else (s.start, s.stop) for s in sel]
-    if any(not 0 <= lo < hi <= n for (lo, hi), n in zip(bounds, meta.shape)):
-        return _zarr_region(folder, sel, meta.fill_value)  # not this array's shape: Zarr reads it
-    ranges = [range(lo // c, (hi - 1) // c + 1) for (lo, hi), c in zip(bounds, meta.chunks)]
-    if all(len(r) == 1 for r in ranges):  # within one chunk: a small field's plane
-        index = [r[0] for r in ranges]
+    bounds, index, local = [], [], []
+    single = True
+    for s, c, n in zip(sel, meta.chunks, meta.shape):
+        lo, hi = (s, s + 1) if s.__class__ is int else (s.start, s.stop)
+        if not 0 <= lo < hi <= n:
+            return _zarr_region(folder, sel, meta.fill_value)  # not this array's shape: Zarr reads it
+        i = lo // c
+        single = single and (hi - 1) // c == i
+        bounds.append((lo, hi))
+        index.append(i)
+        local.append(lo - i * c if s.__class__ is int else slice(lo - i * c, hi - i * c))
+    if single:  # within one chunk: a small field's plane
         chunk = _read_chunk(folder, meta, index)
         if chunk is None:
             shape = [hi - lo for (lo, hi), s in zip(bounds, sel) if s.__class__ is not int]
             return np.full(shape, meta.fill_value, dtype=meta.dtype)
-        return chunk[tuple(s - i * c if s.__class__ is int else slice(s.start - i * c, s.stop - i * c)
-                           for s, i, c in zip(sel, index, meta.chunks))]
+        return chunk[tuple(local)]
+    ranges = [range(lo // c, (hi - 1) // c + 1) for (lo, hi), c in zip(bounds, meta.chunks)]
     out = np.full([hi - lo for (lo, hi), s in zip(bounds, sel) if s.__class__ is not int],
                   meta.fill_value, dtype=meta.dtype)
     for index in itertools.product(*ranges):
