@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..microscopes.plate import parse_well
-from . import _ngff_labels as ngff
 from ._layers import META_KEY, LayerData, channel_colormap
 from ._ngff_labels import NO_UNIT
 from ._plate_mosaic import BlockCache, Geometry, mosaic_levels, plate_geometry
@@ -33,6 +35,22 @@ def is_zarr_plate(path: str | Path) -> bool:
     return False
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector (the scan makes and keeps many small objects).
+
+    In a napari process each full collection walks hundreds of thousands of objects;
+    paused, building the layers of a 384-well plate takes about half the CPU time.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None) -> list[LayerData]:
     """Return lazy multiscale layers for an OME-Zarr HCS plate, one per channel.
 
@@ -53,6 +71,11 @@ def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None
         One image layer per channel (a labels layer when the plate holds signed-integer
         label images), then the ``points`` layer of well names.
     """
+    with _collector_paused():
+        return _plate_layers(path, features)
+
+
+def _plate_layers(path: str | Path, features: dict[str, Any] | None) -> list[LayerData]:
     from ..io import is_our_plate, open_output_plate
 
     plate = open_output_plate(path)
@@ -78,7 +101,7 @@ def output_plate_layers(path: str | Path, features: dict[str, Any] | None = None
         return float(scale[names.index(ax)]) if ax in names and len(scale) == len(names) else 1.0
 
     sy, sx, sz, st = axis_scale("y"), axis_scale("x"), axis_scale("z"), axis_scale("t")
-    found = ngff.axis_units(first.attrs)
+    found = dict(first.units)
     # t stays unit-less like the raw layers (napari renders units only when all layers agree)
     if z_n == 1 and "y" in found:  # one plane: no z extent, same unit as y/x so all layers agree
         found.setdefault("z", found["y"])
@@ -163,7 +186,7 @@ def _label_layers(plate_name: str, fields: dict[str, list[Field | None]], g: Geo
         present = [(f.labels[name], f.label_colors[name]) for fs in fields.values() for f in fs
                    if f and name in f.labels]
         n = min([g.n_levels] + [len(p.metas) for p, _ in present])
-        colors = next((c for c in (ngff.label_colors(block) for _, block in present) if c), None)
+        colors = next((c for _, c in present if c), None)
         levels = mosaic_levels(pyramids, g, 0, present[0][0].metas[0].dtype, n_levels=n, cache=cache)
         kwargs: dict[str, Any] = {"name": f"{plate_name} {name}", "multiscale": n > 1, **common,
                                   "metadata": {META_KEY: {**meta, "kind": "output-labels", "label": name}}}

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._ngff_labels import axis_units, label_colors
 from ._zarr_chunks import ArrayMeta, from_zarr, read_array_meta, read_attrs
 
 
@@ -38,21 +39,31 @@ class Pyramid:
 
 @dataclass
 class Field:
-    """One field (image) of a well: its pyramid, display windows and label images."""
+    """One field (image) of a well: its pyramid, axis units, display windows and label images.
+
+    Only these are kept of the field's metadata (a plate has thousands of fields).
+    """
 
     pyramid: Pyramid
-    attrs: dict[str, Any]
+    units: dict[str, str]
+    windows: tuple[tuple[float, float] | None, ...] = ()
     labels: dict[str, Pyramid] = field(default_factory=dict)
     label_colors: dict[str, Any] = field(default_factory=dict)
 
     def window(self, channel: int) -> tuple[float, float] | None:
         """``(min, max)`` of the field's ``omero`` window of ``channel`` (its data range), if given."""
+        return self.windows[channel] if channel < len(self.windows) else None
+
+
+def _windows(ome: dict[str, Any]) -> tuple[tuple[float, float] | None, ...]:
+    out: list[tuple[float, float] | None] = []
+    channels = (ome.get("omero") or {}).get("channels") or []
+    for ch in channels if isinstance(channels, list) else []:
         try:
-            win = self.attrs["ome"]["omero"]["channels"][channel]["window"] if "ome" in self.attrs else \
-                self.attrs["omero"]["channels"][channel]["window"]
-            return float(win["min"]), float(win["max"])
-        except (KeyError, IndexError, TypeError, ValueError):
-            return None
+            out.append((float(ch["window"]["min"]), float(ch["window"]["max"])))
+        except (KeyError, TypeError, ValueError):
+            out.append(None)
+    return tuple(out)
 
 
 def _multiscale(attrs: dict[str, Any]) -> tuple[list[str], tuple[str, ...]]:
@@ -122,7 +133,8 @@ def scan_fields(root: str, well_paths: dict[str, str], one_canvas: bool) -> dict
                 continue
             if one_canvas and like is None:
                 like = pyramid
-            item = Field(pyramid, image_attrs)
+            ome = _ome(image_attrs)
+            item = Field(pyramid, axis_units(image_attrs), _windows(ome))
             _scan_labels(item, image_dir, label_like if one_canvas else None)
             fields.append(item)
         out[well] = fields
@@ -146,4 +158,4 @@ def _scan_labels(item: Field, image_dir: str, like: dict[str, Pyramid] | None) -
         if like is not None:
             like.setdefault(str(name), pyramid)
         item.labels[str(name)] = pyramid
-        item.label_colors[str(name)] = _ome(label_attrs).get("image-label") or {}
+        item.label_colors[str(name)] = label_colors(_ome(label_attrs).get("image-label") or {})
