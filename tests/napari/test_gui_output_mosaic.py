@@ -207,3 +207,12 @@ def test_label_images_open_as_one_graph_per_level(make_napari_viewer, tmp_path: 
     _check_one_graph_per_level(labels)
     for k, level in enumerate(labels.data):
         np.testing.assert_array_equal(np.asarray(level[0, 0, :32 >> k, :32 >> k]), mask[::2 ** k, ::2 ** k])
+
+
+def test_the_layers_can_be_sent_to_another_process(projected_plate: Path) -> None:
+    """A Dask cluster pickles the graph (cloudpickle, as distributed does); the copy reads the same pixels."""
+    import cloudpickle
+
+    level = output_plate_layers(projected_plate)[1][0]
+    copy = cloudpickle.loads(cloudpickle.dumps(level))
+    np.testing.assert_array_equal(np.asarray(copy), np.asarray(level))

@@ -42,6 +42,12 @@ class BlockCache:
         self._bytes = 0
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:  # sent to another process: empty there
+        return {"max_bytes": self.max_bytes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["max_bytes"])  # type: ignore[misc]
+
     def get(self, key: Any) -> np.ndarray | None:
         """Return a copy of the block stored under ``key`` (``None`` if it is not here)."""
         with self._lock:
