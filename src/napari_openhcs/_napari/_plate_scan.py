@@ -4,8 +4,9 @@ A field is one multiscale image: its pyramid (one array folder per level), its a
 its ``omero`` display windows and its NGFF label images. Groups are read as JSON
 (:mod:`._zarr_chunks`), not opened through Zarr: a 384-well plate has thousands of
 fields. A plate written by napari-openhcs has one canvas: every field has the same
-array layout at each level, so the arrays of its first field describe them all
-(the reader still checks each chunk as it decodes it); other plates' arrays are all read.
+array layout at each level, so the arrays of its first field describe them all (a
+chunk that does not decode to that layout is read through Zarr); other plates' arrays
+are all read.
 """
 
 from __future__ import annotations
