@@ -90,7 +90,8 @@ def test_scale_benchmark_runs_on_a_few_wells(tmp_path: Path) -> None:
     rows = {r["measure"]: r for r in report["rows"]}
     assert set(rows) == {"info (subprocess)", "initialize (scan the plate)", "compile reference (2 wells)",
                          "plate map repaint, status (1536)", "plate map repaint, value (1536)",
-                         "open output plate (2 wells)"}
+                         "output layers built (no viewer)", "open output plate (2 wells)",
+                         "open output plate, CPU (all threads)"}
     assert all(r["median_s"] > 0 and r["n"] >= 1 for r in rows.values())
     assert report["lazy"] and report["output_layers"] == 5  # 4 channels and the well names
     assert "compile reference (2 wells)" in proc.stdout and "target" in proc.stdout

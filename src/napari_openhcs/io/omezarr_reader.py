@@ -86,6 +86,11 @@ class OutputPlate:
         return sorted(self._well_paths, key=parse_well)
 
     @property
+    def well_paths(self) -> dict[str, str]:
+        """``{well: its path in the plate ("B/03")}`` for every listed well, in :attr:`wells` order."""
+        return {w: self._well_paths[w] for w in self.wells}
+
+    @property
     def attributes(self) -> dict[str, Any]:
         """Our custom plate attributes (provenance, run info); ``{}`` for other plates."""
         return dict(self._custom)
