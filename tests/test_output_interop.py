@@ -142,16 +142,3 @@ def test_slots_without_a_raw_image_are_not_written_nor_in_the_windows(
         real = [data[0, c, z] for z in range(data.shape[2]) if (0, c, z) not in missing]
         assert win["min"] == pytest.approx(float(np.min(real)))
         assert win["min"] > 0
-
-
-@pytest.mark.parametrize("output_plate", ["labels"], indirect=True)
-def test_field_pyramids_open_each_field_once_with_its_group(output_plate) -> None:
-    _, path = output_plate
-    out = open_output_plate(path)
-    for well in out.wells:
-        pyramids = out.field_pyramids(well)
-        assert len(pyramids) == len(out.field_paths(well))
-        for i, (group, levels) in enumerate(pyramids):
-            assert [a.shape for a in levels] == [a.shape for a in out.levels(well, i)]
-            assert "labels" in group  # the field's group, where its NGFF labels live
-            np.testing.assert_array_equal(levels[-1][...], out.levels(well, i)[-1][...])

@@ -131,20 +131,6 @@ class OutputPlate:
         datasets = ome["multiscales"][0]["datasets"]
         return [image[d["path"]] for d in datasets]
 
-    def field_pyramids(self, well: str) -> list[tuple[Any, list[Any]]]:
-        """Return ``(image group, pyramid)`` of every field of ``well``, each opened once.
-
-        The pyramid is full resolution first (lazy arrays), as :meth:`levels` gives it;
-        the group holds the field's NGFF metadata (and its ``labels``, if any).
-        """
-        group = self._well_group(well)
-        out = []
-        for path in self._field_paths(group):
-            image = group[path]
-            datasets = _ome(dict(image.attrs))["multiscales"][0]["datasets"]
-            out.append((image, [image[d["path"]] for d in datasets]))
-        return out
-
     def fields(self, well: str) -> list[Any]:
         """Return the full-resolution array of every field of ``well`` (lazy)."""
         return [self.levels(well, i)[0] for i in range(len(self.field_paths(well)))]
