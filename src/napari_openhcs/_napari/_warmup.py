@@ -1,7 +1,8 @@
 """Pay napari's one-time costs in a background thread, not on the UI thread.
 
 The first labels or points layer of a session makes napari import pandas (its
-feature table) and skimage.color (the labels colormap), and the first labels layer
+feature table) and skimage.color (the labels colormap), the first plate opened
+imports dask.array (the lazy layers, ~0.3 s), and the first labels layer
 builds vispy's dash patterns for its polygon overlay (pure NumPy, cached by vispy
 for the process): together more than a second on the UI thread, in the middle of
 showing a preview or a run's results. :func:`warm_up` does them in a daemon thread
@@ -19,8 +20,8 @@ from collections.abc import Callable
 logger = logging.getLogger(__name__)
 
 #: Imported by napari when the first labels/points layer is created (feature tables,
-#: the labels colormap).
-MODULES: tuple[str, ...] = ("pandas", "skimage.color")
+#: the labels colormap), and by the first lazy plate layer (``dask.array``).
+MODULES: tuple[str, ...] = ("pandas", "skimage.color", "dask.array")
 
 _started = threading.Event()
 
