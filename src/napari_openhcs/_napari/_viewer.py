@@ -19,10 +19,30 @@ def layers_of_kind(viewer: Any, kind: str) -> list[Any]:
     return [layer for layer in viewer.layers if layer_info(layer).get("kind") == kind]
 
 
-def add_layer_data(viewer: Any, layer_data: LayerData) -> Any:
-    """Add one ``(data, kwargs, layer_type)`` tuple to ``viewer`` and return the layer."""
+def add_layer_data(viewer: Any, layer_data: LayerData, *, select: bool = True) -> Any:
+    """Add one ``(data, kwargs, layer_type)`` tuple to ``viewer`` and return the layer.
+
+    With ``select=False`` the new layer is not made the selected one (napari selects
+    every layer it inserts, which rebuilds the layer controls and restyles the viewer
+    buttons each time); a caller adding several layers selects the last one once with
+    :func:`select_layer`, which leaves the viewer as adding them one by one would.
+    """
     data, kwargs, layer_type = layer_data
-    return getattr(viewer, f"add_{layer_type}")(data, **kwargs)
+    layers = viewer.layers
+    activate = getattr(layers, "_activate_on_insert", None)
+    if select or not isinstance(activate, bool):
+        return getattr(viewer, f"add_{layer_type}")(data, **kwargs)
+    layers._activate_on_insert = False
+    try:
+        return getattr(viewer, f"add_{layer_type}")(data, **kwargs)
+    finally:
+        layers._activate_on_insert = activate
+
+
+def select_layer(viewer: Any, layer: Any) -> None:
+    """Make ``layer`` the only selected (active) layer, as napari does for a new layer."""
+    if layer is not None and layer in viewer.layers:
+        viewer.layers.selection.active = layer
 
 
 def add_layers(viewer: Any, layers: Iterable[LayerData]) -> list[Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import partial
 from typing import Any
 
 from napari.qt.threading import create_worker
@@ -23,7 +24,8 @@ from .._layers import META_KEY
 from .._pipeline_model import engine_start, errors_by_step, model_index
 from .._preview_model import PreviewRequest, PreviewScheduler, preview_layers
 from .._session import HCSSession
-from .._viewer import add_layer_data, layers_of_kind, remove_layers, update_layer
+from .._viewer import add_layer_data, layers_of_kind, remove_layers, select_layer, update_layer
+from .pacing import TurnQueue
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +73,8 @@ class PreviewWidget(QWidget):
         self._worker: Any = None
         self._live: set[Any] = set()  # started workers, cancelled ones included, until they finish
         self._cancel: threading.Event | None = None
-        self._pending: tuple[list[Any], set[str], Any] | None = None
+        self._turns = TurnQueue(self)  # layer updates, one per event-loop turn
+        self._added: Any = None  # the last layer added by the updates in progress
 
         self.target = QLabel()
         self.auto = QCheckBox("re-run when the pipeline changes")
@@ -252,37 +255,34 @@ class PreviewWidget(QWidget):
             self.timer.start()
 
     def _apply_layers(self, layers: list[Any], names: set[str], then: Any) -> None:
-        """Update ``layers`` one per event-loop turn (short UI stalls), drop preview layers not
-        in ``names``, then call ``then``."""
-        self._pending = (list(layers), set(names), then)
-        self._apply_next()
+        """Update ``layers`` one per event-loop turn (short UI stalls), select the last one
+        added, drop preview layers not in ``names``, then call ``then``."""
+        self._turns.clear()
+        self._added = None
+        self._turns.put(*(partial(self._apply_queued, ld) for ld in layers),
+                        lambda: select_layer(self.viewer, self._added),
+                        lambda: (self._drop_stale(set(names)), then()))
 
-    def _apply_next(self) -> None:
-        if self._pending is None:
-            return
-        queue, names, then = self._pending
-        if queue:
-            self._apply_one(queue.pop(0))
-            QTimer.singleShot(0, self._apply_next)
-            return
-        self._pending = None
-        self._drop_stale(names)
-        then()
+    def _apply_queued(self, layer_data: Any) -> None:
+        added = self._apply_one(layer_data, select=False)
+        if added is not None:
+            self._added = added
 
-    def _apply_one(self, layer_data: Any) -> None:
+    def _apply_one(self, layer_data: Any, *, select: bool = True) -> Any:
+        """Show ``layer_data`` in the same-named preview layer; return the layer if one was added."""
         data, kwargs, layer_type = layer_data
         existing = {ly.name: ly for ly in layers_of_kind(self.viewer, "preview")}
         layer = existing.get(kwargs["name"])
         if layer is not None and layer._type_string == layer_type and layer.ndim == data.ndim:
             update_layer(layer, layer_data)
-        else:
-            if layer is not None:
-                remove_layers(self.viewer, [layer])
-            add_layer_data(self.viewer, layer_data)
+            return None
+        if layer is not None:
+            remove_layers(self.viewer, [layer])
+        return add_layer_data(self.viewer, layer_data, select=select)
 
     def update_layers(self, layers: list[Any]) -> None:
         """Show preview layers now: update same-named layers, add new ones, drop stale ones."""
-        self._pending = None
+        self._turns.clear()
         for layer_data in layers:
             self._apply_one(layer_data)
         self._drop_stale({kw["name"] for _, kw, _ in layers})

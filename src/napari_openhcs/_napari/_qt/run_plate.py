@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,9 @@ from qtpy.QtWidgets import (
 from .._pipeline_model import errors_by_step
 from .._run_model import RunOutputs, RunPrepared, RunProgress, RunStarted, prepare_outputs, run_job
 from .._session import HCSSession
-from .._viewer import add_layer_data, add_layers, layer_info, layers_of_kind, remove_layers
+from .._viewer import add_layer_data, add_layers, layer_info, layers_of_kind, remove_layers, select_layer
+from .pacing import TurnQueue
+from .prewarm import warm_glyphs
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ class RunPlateWidget(QWidget):
         self._worker: Any = None
         self._outputs: RunOutputs | None = None
         self._cancel: threading.Event | None = None
+        self._turns = TurnQueue(self)  # result layers, one per event-loop turn
         s = session.settings
 
         self.output_edit = QLineEdit(s.output_folder)
@@ -139,6 +143,9 @@ class RunPlateWidget(QWidget):
         self._bar_timer.timeout.connect(self._update_bar)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
+        self._warm = TurnQueue(self)
+        if viewer is not None:  # the well names of the results are drawn without rendering glyphs
+            warm_glyphs(viewer, self._warm)
 
     @property
     def is_running(self) -> bool:
@@ -262,17 +269,16 @@ class RunPlateWidget(QWidget):
             self.run_finished.emit(results)
 
     def _add_one_by_one(self, outputs: RunOutputs, then: Any) -> None:
+        """Add the result layers one per event-loop turn, select the last, then call ``then``."""
+        self._turns.clear()
         self._remove_shown(outputs)
-        queue = list(outputs.layers)
+        added: list[Any] = []
 
-        def next_layer() -> None:
-            if queue:
-                add_layer_data(self.viewer, queue.pop(0))
-                QTimer.singleShot(0, next_layer)
-            else:
-                then()
+        def add(layer_data: Any) -> None:
+            added.append(add_layer_data(self.viewer, layer_data, select=False))
 
-        next_layer()
+        self._turns.put(*(partial(add, ld) for ld in outputs.layers),
+                        lambda: select_layer(self.viewer, added[-1] if added else None), then)
 
     def _remove_shown(self, outputs: RunOutputs) -> None:
         old = [ly for kind in ("output", "output-wells") for ly in layers_of_kind(self.viewer, kind)

@@ -1,0 +1,122 @@
+"""The UI thread answers between the layers a preview or a run adds (one layer per event-loop turn).
+
+Timing targets live in ``benchmarks/bench_ui.py``; these tests check the mechanism: a
+heartbeat timer on the UI thread gets a tick between every two layers added, the
+viewer ends as napari leaves it after adding layers one by one (the last one
+selected), and the one-time costs are paid before the layers arrive.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine_steps import max_project, normalize
+
+pytestmark = pytest.mark.gui
+
+PLUGIN = "napari-openhcs"
+
+
+class Heartbeat:
+    """A 1 ms timer on the UI thread; ``at_insert`` is its tick count when each layer arrived."""
+
+    def __init__(self, viewer) -> None:
+        from qtpy.QtCore import Qt, QTimer
+
+        self.ticks = 0
+        self.at_insert: list[tuple[str, int]] = []
+        self.timer = QTimer()
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(1)
+        self.timer.timeout.connect(self._tick)
+        viewer.layers.events.inserted.connect(self._inserted)
+        self.timer.start()
+
+    def _tick(self) -> None:
+        self.ticks += 1
+
+    def _inserted(self, event) -> None:
+        self.at_insert.append((event.value.name, self.ticks))
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def answered_between_layers(self) -> bool:
+        counts = [n for _, n in self.at_insert]
+        return all(b > a for a, b in zip(counts, counts[1:], strict=False))
+
+
+def test_preview_layers_arrive_one_per_turn_and_the_last_is_selected(hcs) -> None:
+    from napari_openhcs import FunctionStep
+
+    pipeline = hcs.session.pipeline
+    pipeline.add(FunctionStep(func=(normalize, {"low": 1.0, "high": 99.0}), name="normalize"))
+    pipeline.add(FunctionStep(func=max_project, name="max z", variable_components=["z_index"]))
+    beat = Heartbeat(hcs.viewer)
+    try:
+        hcs.preview.run_button.click()
+        preview = hcs.wait_preview()
+    finally:
+        beat.stop()
+    assert preview is not None and preview.error is None
+    names = hcs.layer_names("preview")
+    assert [n for n, _ in beat.at_insert] == names and len(names) == 4
+    assert beat.answered_between_layers(), beat.at_insert
+    last = hcs.viewer.layers[names[-1]]
+    assert hcs.viewer.layers.selection.active is last
+    assert set(hcs.viewer.layers.selection) == {last}
+
+
+def test_result_layers_arrive_one_per_turn_and_the_last_is_selected(hcs, tmp_path: Path) -> None:
+    from napari_openhcs import FunctionStep
+
+    hcs.session.pipeline.add(FunctionStep(func=max_project, name="max z", variable_components=["z_index"]))
+    hcs.run.output_edit.setText(str(tmp_path / "out"))
+    hcs.run.executor.setCurrentText("threads")
+    hcs.run.wells_edit.setText("A01")
+    beat = Heartbeat(hcs.viewer)
+    try:
+        with hcs.qtbot.waitSignal(hcs.run.run_finished, timeout=120000) as blocker:
+            hcs.run.run_button.click()
+    finally:
+        beat.stop()
+    assert {w: r.status for w, r in blocker.args[0].items()} == {"A01": "done"}
+    added = [n for n, _ in beat.at_insert]
+    assert added == hcs.layer_names("output") + hcs.layer_names("output-wells") and len(added) >= 3
+    assert beat.answered_between_layers(), beat.at_insert
+    assert hcs.viewer.layers.selection.active is hcs.viewer.layers[added[-1]]
+
+
+def test_the_run_dock_renders_well_name_glyphs_before_results_need_them(make_napari_viewer, qtbot) -> None:
+    from napari_openhcs._napari._qt.prewarm import WELL_GLYPHS, canvas_font
+
+    viewer = make_napari_viewer()
+    font = canvas_font(viewer)
+    assert font is not None
+    viewer.window.add_plugin_dock_widget(PLUGIN, "Run plate")
+    qtbot.waitUntil(lambda: set(WELL_GLYPHS) <= set(font._glyphs), timeout=20000)
+    known = set(font._glyphs)
+    viewer.add_points(np.array([[0.0, 0.0], [8.0, 8.0]]), features={"well": ["A01", "P24"]},
+                      text={"string": "{well}", "size": 10})
+    viewer.window._qt_viewer.canvas._scene_canvas.render()  # the layer's first draw
+    assert set(font._glyphs) == known  # no glyph rendered in the draw
+
+
+def test_turn_queue_runs_one_piece_per_turn_in_order_and_clears(qtbot) -> None:
+    from qtpy.QtWidgets import QApplication
+
+    from napari_openhcs._napari._qt.pacing import TurnQueue
+
+    turns = TurnQueue()
+    ran: list[int] = []
+    turns.put(*(lambda i=i: ran.append(i) for i in range(3)))
+    assert ran == [] and turns.pending == 3  # nothing runs before the event loop does
+    qtbot.waitUntil(lambda: ran == [0, 1, 2], timeout=5000)
+    turns.put(lambda: ran.append(3), lambda: ran.append(4))
+    turns.clear()
+    for _ in range(5):
+        QApplication.processEvents()
+    assert ran == [0, 1, 2] and turns.pending == 0
