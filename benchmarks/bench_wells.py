@@ -17,7 +17,9 @@ Per well, two ways:
 
 - **marginal**: what each added well costs, ``(wall(N) − wall(M)) / (N − M)`` between
   consecutive well counts M < N (the start-up, imports and the uneven end of a run
-  cancel out); flat when the last interval's cost is within 10 % of the first's;
+  cancel out); flat when the last interval's cost is within 10 % of the first's.
+  Measured on wall time and on CPU time (user + system of the process and its
+  workers), which another job on the machine disturbs less;
 - **execute / N**: the engine's execute phase (first well started to last well
   written) over the wells.
 
@@ -87,6 +89,14 @@ def marginal_costs(walls: dict[int, float]) -> list[dict[str, float]]:
             for m, n in zip(counts, counts[1:])]
 
 
+def paired_marginal(runs: list[list[dict[str, Any]]], key: str) -> list[dict[str, Any]]:
+    """Marginal cost per well of ``key`` within each repeat (its runs follow each other), then the median."""
+    per_repeat = [marginal_costs({r["n_wells"]: r[key] for r in rep}) for rep in runs]
+    return [{"from": iv["from"], "to": iv["to"],
+             "s_per_well": summarize([rep[k]["s_per_well"] for rep in per_repeat])}
+            for k, iv in enumerate(per_repeat[0])]
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Generate the plates, run the repeats, and return the report."""
     from run import run_child
@@ -132,13 +142,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "peak_worker_mib": summarize([mib(r["peak_worker_bytes"]) for r in mine]),
             "failed": sorted({w for r in mine for w in r.get("failed", {})}),
         })
-    # marginal cost per repeat (paired: the runs of one repeat follow each other), then the median
-    per_repeat = [marginal_costs({r["n_wells"]: r["wall_s"] for r in rep}) for rep in runs]
-    marginal = [{"from": iv["from"], "to": iv["to"],
-                 "s_per_well": summarize([rep[k]["s_per_well"] for rep in per_repeat])}
-                for k, iv in enumerate(per_repeat[0])]
     return {"tile": args.tile, "workers": args.workers, "repeats": args.repeats, "cpus": os.cpu_count(),
-            "rows": rows, "marginal": marginal, "runs": runs,
+            "rows": rows, "marginal": paired_marginal(runs, "wall_s"),
+            "marginal_cpu": paired_marginal(runs, "cpu_s"), "runs": runs,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
@@ -158,16 +164,20 @@ def format_table(report: dict[str, Any]) -> str:
                      f"{row['peak_main_mib']['median']:>9.0f} {row['peak_worker_mib']['median']:>10.0f}"
                      + (f"  FAILED: {', '.join(row['failed'])}" if row["failed"] else ""))
     lines.append("")
-    for iv in report["marginal"]:
-        lines.append(f"marginal cost per well, {iv['from']} → {iv['to']} wells: "
-                     f"{rng(iv['s_per_well'], 3)} s (paired within each repeat)")
-    if len(report["marginal"]) >= 2:
-        first = report["marginal"][0]["s_per_well"]["median"]
-        last = report["marginal"][-1]["s_per_well"]["median"]
-        ratio = last / first
-        verdict = "met" if ratio <= 1 + FLAT_TOLERANCE else "MISSED"
-        lines.append(f"{verdict} flat cost per well: last interval / first = {ratio:.3f} "
-                     f"(limit {1 + FLAT_TOLERANCE:.2f})")
+    for key, what in (("marginal", "wall"), ("marginal_cpu", "CPU")):
+        for iv in report[key]:
+            lines.append(f"marginal {what} seconds per well, {iv['from']} → {iv['to']} wells: "
+                         f"{rng(iv['s_per_well'], 3)} (paired within each repeat)")
+    load = [r["loadavg_1min"] for rep in report["runs"] for r in rep]
+    lines.append(f"load average (1 min) at the start of the runs: {min(load):.1f}–{max(load):.1f}")
+    for key, what in (("marginal", "wall"), ("marginal_cpu", "CPU")):
+        if len(report[key]) >= 2:
+            first = report[key][0]["s_per_well"]["median"]
+            last = report[key][-1]["s_per_well"]["median"]
+            ratio = last / first
+            verdict = "met   " if ratio <= 1 + FLAT_TOLERANCE else "MISSED"
+            lines.append(f"{verdict} flat {what} cost per well: last interval / first = {ratio:.3f} "
+                         f"(limit {1 + FLAT_TOLERANCE:.2f})")
     return "\n".join(lines)
 
 

@@ -95,8 +95,9 @@ def test_cost_per_well_benchmark_runs_on_small_plates(tmp_path: Path) -> None:
     assert [row["wells"] for row in report["rows"]] == [1, 2, 3]
     assert all(not row["failed"] and row["peak_worker_mib"]["median"] > 0 for row in report["rows"])
     assert [(m["from"], m["to"]) for m in report["marginal"]] == [(1, 2), (2, 3)]
-    assert "marginal cost per well, 2 → 3 wells" in proc.stdout
-    assert "flat cost per well" in proc.stdout
+    assert [(m["from"], m["to"]) for m in report["marginal_cpu"]] == [(1, 2), (2, 3)]
+    assert "marginal wall seconds per well, 2 → 3 wells" in proc.stdout
+    assert "flat CPU cost per well" in proc.stdout
     assert not list((tmp_path / "data" / "runs").iterdir())  # outputs cleaned up
 
 
