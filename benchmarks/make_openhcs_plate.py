@@ -9,9 +9,9 @@
 
 The generator (``openhcs.demo.synthetic_data.SyntheticMicroscopyGenerator``, openhcs 0.8.6)
 runs in its own virtual environment, ``benchmarks/.openhcs-venv`` (made on first use; not a
-dependency of this project): ``openhcs==0.8.6`` without its dependencies, plus only what the
-generator module imports. The plate lands in ``OUT/<name>/`` (HTD, ``TimePoint_1/ZStep_z/``
-``A01_s001_w1.tif``; with ``--format OperaPhenix``: ``Images/Index.xml`` and
+dependency of this project; see ``_openhcs_venv.py``): ``openhcs==0.8.6`` without its
+dependencies, plus only what the generator module imports. The plate lands in ``OUT/<name>/``
+(HTD, ``TimePoint_1/ZStep_z/`` ``A01_s001_w1.tif``; with ``--format OperaPhenix``: ``Images/Index.xml`` and
 ``r01c01f1p01-ch1sk1fk1fl1.tiff``); ``OUT/ground_truth_params.json`` records the parameters and the true
 tile origins ``(x, y)`` per well and site, which the generator draws but does not save: they
 are replayed from its seeded random state (the same draws, in the same order).
@@ -21,44 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-VENV = BENCH_DIR / ".openhcs-venv"
-#: What the generator module needs (openhcs itself is installed without dependencies).
-REQUIREMENTS = (
-    "numpy",
-    "scikit-image",
-    "tifffile",
-    "arraybridge>=0.3.4,<0.4",
-    "python-introspect>=0.1.14,<0.2",
-    "polystore>=0.2.17,<0.3",
-    "objectstate>=1.1.7,<2",
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def _venv_python() -> Path:
-    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-
-
-def ensure_venv() -> Path:
-    """Create the generator's virtual environment once; return its Python."""
-    python = _venv_python()
-    marker = VENV / ".ready"
-    if marker.is_file():
-        return python
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    pip = [str(python), "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, "--no-deps", "openhcs==0.8.6"], check=True)
-    subprocess.run([*pip, *REQUIREMENTS], check=True)
-    check = "from openhcs.demo.synthetic_data import SyntheticMicroscopyGenerator"
-    subprocess.run([str(python), "-c", check], check=True)
-    marker.write_text("openhcs==0.8.6\n")
-    return python
+from _openhcs_venv import ensure_venv  # noqa: E402
 
 
 def _origins(gen: object, wells: list[str], seed: int, fmt: str) -> dict[str, list[list[int]]]:

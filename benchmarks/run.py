@@ -19,6 +19,10 @@ psutil: the run's process and its worker processes). Outputs are written under `
 deleted after their stitching accuracy (tile origins against the generator's
 ground truth) has been checked.
 
+``--against-openhcs`` runs OpenHCS 0.8.6 (in its own virtual environment) and the engine
+side by side on a plate made by OpenHCS's generator instead, and prints their wall times,
+ratio and peak memory (``benchmarks/against_openhcs.py``; its options follow).
+
 ``--one-cpu`` adds a 1-worker run confined to one CPU (``engine_1w_1cpu``): a
 1-worker run normally spreads some of its work (file reads, chunk compression) over
 a second core, which a 2-worker run on a 2-core machine cannot; the speed-up of 2
@@ -78,8 +82,11 @@ def measure_import(repeats: int = 5, module: str = "napari_openhcs") -> list[flo
     return out
 
 
-def run_child(label: str, commands: list[list[str]]) -> dict[str, Any]:
+def run_child(label: str, commands: list[list[str]], python: str = sys.executable) -> dict[str, Any]:
     """Run one configuration (one or more processes side by side); return its JSON, wall time and memory.
+
+    Each command is a script and its arguments, run by ``python`` (this interpreter
+    unless told otherwise).
 
     Several commands (the sharded baseline) start together; the wall time runs
     until the last one ends, CPU time and memory cover all of them, and phase times
@@ -89,7 +96,7 @@ def run_child(label: str, commands: list[list[str]]) -> dict[str, Any]:
     load = os.getloadavg()[0]
     usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    procs = [subprocess.Popen([python, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env=env) for argv in commands]
     mem = TreeMemory([p.pid for p in procs]).start()
     outputs = [p.communicate() for p in procs]
@@ -317,7 +324,14 @@ def format_table(report: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else list(argv)
+    if "--against-openhcs" in args_in:
+        from against_openhcs import main as against_openhcs
+
+        return against_openhcs([a for a in args_in if a != "--against-openhcs"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--against-openhcs", action="store_true",
+                        help="OpenHCS 0.8.6 and the engine side by side (see benchmarks/against_openhcs.py)")
     parser.add_argument("--plate", default="small",
                         help="synthetic plate tiny, small, large or xl (default small), or a plate folder")
     parser.add_argument("--repeats", type=int, default=3)

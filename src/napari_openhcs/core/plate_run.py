@@ -187,7 +187,8 @@ def run_plate(
                 completed.append(event.well)
                 for w in writers:
                     try:
-                        w.register_completed_wells(sorted(set(completed)))
+                        # only this well is read again; the others' field counts are known
+                        w.register_completed_wells(sorted(set(completed)), reread=(event.well,))
                     except Exception:  # the final registration below retries
                         logger.exception("could not update plate metadata of %s", w.path)
             emit(event)

@@ -21,10 +21,8 @@ Guarantees
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -37,6 +35,7 @@ import numpy as np
 from ..microscopes.plate import canonical_well, parse_well, row_index, well_name
 from . import _ngff
 from ._ngff import ATTRS_KEY, LAYOUT_VERSION, WRITER_NAME, OutputChannel
+from ._plate_listing import read_json, scan_complete_wells, well_record
 from ._pyramid import Downsample
 from ._well_tree import CLEVEL, check_fields, fsync_tree, move_into_place, remove_path, write_well_tree
 from .atomic import (
@@ -53,20 +52,12 @@ __all__ = ["HCSPlateWriter", "OutputChannel", "is_our_plate"]
 
 #: Default chunk edge (pixels) on y and x.
 CHUNK_YX = 1024
-_ROW_RE = re.compile(r"^[A-Z]{1,2}$")
 _TMP_PREFIXES = (".tmp-", ".trash-")
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def is_our_plate(path: str | os.PathLike[str]) -> bool:
     """Return True if ``path`` holds an OME-Zarr plate written by napari-openhcs."""
-    doc = _read_json(Path(path) / "zarr.json")
+    doc = read_json(Path(path) / "zarr.json")
     if not doc:
         return False
     attrs = doc.get("attributes", {})
@@ -129,6 +120,9 @@ class HCSPlateWriter:
         self.chunk_yx = int(chunk_yx)
         self.compression_level = int(compression_level)
         self.fsync = fsync
+        #: well -> field count, as last read from its ``zarr.json`` (main process; see
+        #: ``register_completed_wells``)
+        self._field_counts: dict[str, int] = {}
 
     @property
     def path(self) -> Path:
@@ -185,7 +179,7 @@ class HCSPlateWriter:
         self._write_plate_metadata(wells)
 
     def _check_layout(self) -> None:
-        doc = _read_json(self._path / "zarr.json") or {}
+        doc = read_json(self._path / "zarr.json") or {}
         plate = doc.get("attributes", {}).get("ome", {}).get("plate", {})
         old = (len(plate.get("rows", [])), len(plate.get("columns", [])))
         if old != (self.rows, self.columns):
@@ -212,26 +206,51 @@ class HCSPlateWriter:
         )
         atomic_write_json(self._path / "zarr.json", _ngff.group_doc(attrs), fsync=self.fsync)
 
-    def register_completed_wells(self, wells: Sequence[str] | None = None) -> list[str]:
+    def register_completed_wells(
+        self, wells: Sequence[str] | None = None, *, reread: Sequence[str] | None = None
+    ) -> list[str]:
         """List ``wells`` (default: every complete well on disk) in the plate metadata.
 
         Main process only: rewrites the plate ``zarr.json`` atomically. Wells not
         present at their final path are skipped with a warning.
+
+        Parameters
+        ----------
+        wells : sequence of str, optional
+            The wells to list; ``None`` scans the plate and lists every complete well.
+        reread : sequence of str, optional
+            With ``wells`` given, the wells whose ``zarr.json`` may have changed since this
+            writer last read it (the well just written): the others are read once and
+            remembered, so listing one more well reads one well, not every well of the
+            plate. ``None`` reads every listed well again.
 
         Returns
         -------
         list of str
             The wells now listed, sorted.
         """
-        present = self._scan_wells()
-        wanted = list(present) if wells is None else [canonical_well(w) for w in wells]
+        if wells is None:
+            present = {w: n for w, (_, n) in self._scan_wells().items()}
+            wanted = list(present)
+        else:
+            wanted = [canonical_well(w) for w in wells]
+            again = set(wanted) if reread is None else {canonical_well(w) for w in reread}
+            present = {}
+            for well in set(wanted):
+                if well in again or well not in self._field_counts:
+                    found = self._read_well(well)
+                    if found is None:
+                        self._field_counts.pop(well, None)
+                        continue
+                    self._field_counts[well] = found[1]
+                present[well] = self._field_counts[well]
         listed = []
         for well in sorted(set(wanted), key=parse_well):
             if well in present:
                 listed.append(well)
             else:
                 logger.warning("well %s is not complete in %s; not listed", well, self._path)
-        field_count = max((present[w][1] for w in listed), default=None)
+        field_count = max((present[w] for w in listed), default=None)
         self._write_plate_metadata(listed, field_count)
         return listed
 
@@ -242,25 +261,14 @@ class HCSPlateWriter:
         return self._path / row / col
 
     def _scan_wells(self) -> dict[str, tuple[dict[str, Any], int]]:
-        out: dict[str, tuple[dict[str, Any], int]] = {}
-        if not self._path.is_dir():
-            return out
-        for row_dir in sorted(self._path.iterdir()):
-            if not (row_dir.is_dir() and _ROW_RE.match(row_dir.name)):
-                continue
-            for col_dir in sorted(row_dir.iterdir()):
-                if not col_dir.name.isdigit():
-                    continue
-                doc = _read_json(col_dir / "zarr.json")
-                if not doc:
-                    continue
-                attrs = doc.get("attributes", {})
-                images = attrs.get("ome", {}).get("well", {}).get("images")
-                if images is None:
-                    continue
-                well = well_name(row_index(row_dir.name), int(col_dir.name))
-                out[well] = (dict(attrs.get(ATTRS_KEY, {})), len(images))
+        """``{well: (completion record, field count)}`` of every complete well on disk."""
+        out = scan_complete_wells(self._path)
+        self._field_counts = {w: n for w, (_, n) in out.items()}
         return out
+
+    def _read_well(self, well: str) -> tuple[dict[str, Any], int] | None:
+        """``(completion record, field count)`` of ``well`` when it is complete on disk."""
+        return well_record(self.well_path(well) / "zarr.json")
 
     def completed_wells(self) -> dict[str, dict[str, Any]]:
         """Return ``{well: completion record}`` for every well complete on disk.
@@ -278,7 +286,8 @@ class HCSPlateWriter:
                 trash = self._path / f".trash-{uuid.uuid4().hex}"
                 os.rename(final, trash)
                 remove_path(trash)
-        doc = _read_json(self._path / "zarr.json") or {}
+        self._field_counts.pop(canonical_well(well), None)
+        doc = read_json(self._path / "zarr.json") or {}
         listed = doc.get("attributes", {}).get("ome", {}).get("plate", {}).get("wells", [])
         names = [well_name(row_index(w["path"].split("/")[0]), int(w["path"].split("/")[1])) for w in listed]
         keep = [w for w in names if w != canonical_well(well)]

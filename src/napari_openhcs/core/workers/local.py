@@ -179,6 +179,19 @@ class ProcessExecutor:
                 tried = f" (tried {attempts[well]} times)" if attempts[well] > 1 else ""
                 finish(WellResult(well, "failed", why + tried))
 
+        def dispatch() -> None:
+            """Send the next pending well to every idle worker."""
+            for slot in slots:
+                if slot.well is None and pending:
+                    c = pending.pop(0)
+                    slot.well, slot.step = c.well, 0
+                    slot.started = slot.progress = time.monotonic()
+                    attempts[c.well] += 1
+                    try:
+                        slot.tasks.send(c)
+                    except OSError:  # the worker died; handled as a death below
+                        pass
+
         n = max(1, min(max_workers, len(contexts)))
         interrupted = False
         slots = []
@@ -190,17 +203,15 @@ class ProcessExecutor:
                     for c in pending:
                         finish(WellResult(c.well, "cancelled", "cancelled before it started"))
                     pending.clear()
-                for slot in slots:
-                    if slot.well is None and pending:
-                        c = pending.pop(0)
-                        slot.well, slot.step = c.well, 0
-                        slot.started = slot.progress = time.monotonic()
-                        attempts[c.well] += 1
-                        try:
-                            slot.tasks.send(c)
-                        except OSError:  # the worker died; handled as a death below
-                            pass
-                self._drain(slots, emit, finish)
+                dispatch()
+                finished: list[WellResult] = []
+                self._drain(slots, emit, finished.append)
+                if finished:
+                    # a freed worker gets its next well before the results are handled (listing a
+                    # finished well in the plate metadata takes longer the larger the plate)
+                    dispatch()
+                    for result in finished:
+                        finish(result)
                 for i, slot in enumerate(slots):
                     if slot.well is None:
                         continue
