@@ -26,6 +26,7 @@ from .heartbeat import beat
 from .memory_types import memory_type_of, to_memory_type
 from .raw_images import RawReadError, lazy_raw_state, read_groups, read_seconds, read_well
 from .results import WellResult
+from .step_reuse import repeated_steps
 from .well_state import (
     AXIS_POS,
     ImageKey,
@@ -277,11 +278,24 @@ def run_steps(
         timings["read"] = time.perf_counter() - t0
     state: WellState | None = start_state if start_state is not None else raw
     run = WellRun(None, specials, timings=timings)
-    last_raw_use = max((p.index for p in context.steps if p.from_pipeline_start), default=0)
+    # a step repeating an earlier one on the raw images gets that step's output, kept
+    repeats = repeated_steps(context.steps) if own_state and start_step == 0 else {}
+    kept: dict[int, WellState] = {}
+    last_raw_use = max((p.index for p in context.steps if p.from_pipeline_start and p.index not in repeats),
+                       default=0)
     for plan in context.steps[start_step:]:
         beat(plan.index)
         if is_cancelled is not None and is_cancelled():
             raise WellCancelledError(f"well {context.well} cancelled before {plan.label}")
+        if plan.index in repeats:
+            earlier = repeats[plan.index]
+            state = kept[earlier]
+            if not any(e == earlier and later > plan.index for later, e in repeats.items()):
+                del kept[earlier]  # its last user: the next step may consume it
+            timings.setdefault(plan.name, 0.0)
+            if on_step is not None:
+                on_step(plan, state, 0.0)
+            continue
         if plan.from_pipeline_start:
             if own_state:
                 state = None  # replaced by this step's output; not an input of it
@@ -295,6 +309,8 @@ def run_steps(
             source, consume = state, own_state
         if consume and source is raw:
             raw = None  # read again if a later step needs it
+        if any(source is k for k in kept.values()):
+            consume = False  # a later step reuses it
         t0 = time.perf_counter()
         try:
             with device_scope(plan.device):
@@ -317,6 +333,8 @@ def run_steps(
             state = state_to_host(state)
         elapsed = time.perf_counter() - t0 - reading
         timings[plan.name] = timings.get(plan.name, 0.0) + elapsed
+        if plan.index in repeats.values():
+            kept[plan.index] = state
         if keep_intermediates:
             run.intermediates.append(state)
         if on_step is not None:
