@@ -204,7 +204,8 @@ class HCSPlateWriter:
             field_count=field_count,
             custom=self._custom_attributes(),
         )
-        atomic_write_json(self._path / "zarr.json", _ngff.group_doc(attrs), fsync=self.fsync)
+        # rewritten after every well: compact, so that its encoding stays cheap on a full plate
+        atomic_write_json(self._path / "zarr.json", _ngff.group_doc(attrs), fsync=self.fsync, compact=True)
 
     def register_completed_wells(
         self, wells: Sequence[str] | None = None, *, reread: Sequence[str] | None = None
