@@ -62,9 +62,6 @@ from _common import (  # noqa: E402
 BENCH_DIR = Path(__file__).resolve().parent
 #: The synthetic plates ``--plate`` generates (anything else is a plate folder).
 SYNTHETIC_SPECS = ("tiny", "small", "large", "xl")
-#: OpenHCS on the large plate (s): the wall times the targets are derived from.
-OPENHCS_LARGE_S = {1: 39.0, 2: 29.0}
-SPEEDUP_OVER_OPENHCS = 4.0
 #: What a worker process imports to run a well (timed for the "import engine" figure).
 ENGINE_MODULES = ("napari_openhcs.core.workers.local, napari_openhcs.functions._catalog, "
                   "napari_openhcs.io.omezarr_writer, tifffile, zarr")
@@ -234,17 +231,8 @@ def evaluate_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     if "engine_1w" in s and "baseline" in s:
         r = report["ratios"]["engine_1w/baseline"]["median"]
         add("engine 1 worker / baseline wall", r, 1.10, r <= 1.10, where)
-    if "engine_1w" in s and "engine_2w" in s:
-        r = report["ratios"]["engine_1w/engine_2w"]["median"]
-        loop = report["ratios"].get("baseline/baseline_2p", {}).get("median")
-        note = where or (f"the hand-written loop as 2 processes gets {loop:.2f}× here" if loop else "")
-        add("speed-up 2 workers over 1", r, 1.7, r >= 1.7, note)
-    for n, ref in OPENHCS_LARGE_S.items():
-        key = f"engine_{n}w"
-        if key in s and large:
-            wall = s[key]["wall_s"]["median"]
-            add(f"engine {n} worker(s) wall vs OpenHCS {ref:g} s / {SPEEDUP_OVER_OPENHCS:g}", wall,
-                ref / SPEEDUP_OVER_OPENHCS, wall <= ref / SPEEDUP_OVER_OPENHCS)
+    # The 2-worker speed-up is printed with the ratios, not judged: on two cores it measures the
+    # machine. The ratio against OpenHCS is measured side by side (--against-openhcs).
     limit_mib = mib(2.5 * plate["well_input_bytes"] + 200e6)  # 200 MB = 200e6 bytes
     for key in sorted(k for k in s if k.startswith("engine_")):
         peak = s[key]["peak_worker_mib"]["median"]
