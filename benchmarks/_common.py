@@ -9,9 +9,10 @@ import shutil
 import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,33 +27,36 @@ def plate_path(data_dir: Path, spec: str, seed: int = 0) -> Path:
     return data_dir / "plates" / f"{spec}-seed{seed}"
 
 
-def ensure_plate(data_dir: Path, spec: str, seed: int = 0) -> tuple[Path, float]:
-    """Generate the synthetic plate ``spec`` under ``data_dir`` once and cache it.
+def cached_plate(target: Path, make: Callable[[Path], Any]) -> tuple[Path, float]:
+    """Run ``make(target)`` once (it writes a plate under ``target`` and returns its folder).
+
+    Later calls find the plate from the marker written beside it, so an interrupted
+    generation is redone rather than used half-written.
 
     Returns
     -------
     path, seconds
         The plate folder, and the seconds spent generating it (0 when cached).
     """
-    from napari_openhcs.testing import make_synthetic_plate
-
-    target = plate_path(data_dir, spec, seed)
     marker = target / _DONE
     if marker.is_file():
-        return _plate_root(target), 0.0
+        return target / json.loads(marker.read_text())["root"], 0.0
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
     t0 = time.perf_counter()
-    root = Path(make_synthetic_plate(target / "plate", spec=spec, seed=seed))
+    root = Path(make(target))
     seconds = time.perf_counter() - t0
-    marker.write_text(json.dumps({"spec": spec, "seed": seed, "root": root.relative_to(target).as_posix()}))
+    marker.write_text(json.dumps({"root": root.relative_to(target).as_posix(), "seconds": seconds}))
     return root, seconds
 
 
-def _plate_root(target: Path) -> Path:
-    info = json.loads((target / _DONE).read_text())
-    return target / info["root"]
+def ensure_plate(data_dir: Path, spec: str, seed: int = 0) -> tuple[Path, float]:
+    """Generate the synthetic plate ``spec`` under ``data_dir`` once (see :func:`cached_plate`)."""
+    from napari_openhcs.testing import make_synthetic_plate
+
+    return cached_plate(plate_path(data_dir, spec, seed),
+                        lambda target: make_synthetic_plate(target / "plate", spec=spec, seed=seed))
 
 
 def image_files(root: Path) -> list[Path]:

@@ -34,10 +34,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import cached_plate  # noqa: E402
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 DEFAULT_DATA_DIR = BENCH_DIR / "results"
-_DONE = ".complete.json"
 #: Targets, in seconds.
 TARGETS = {"info": 3.0, "compile": 2.0, "plate map repaint": 0.050, "open output": 2.0}
 
@@ -52,21 +55,6 @@ def scale_wells(n: int, plate_format: int = 384) -> tuple[str, ...]:
     return tuple(well_name(r, c) for r in range(rows) for c in range(1, cols + 1))[:n]
 
 
-def _cached(target: Path, make: Any) -> tuple[Path, float]:
-    """Run ``make(target)`` once (it returns the plate folder) and remember where it wrote."""
-    marker = target / _DONE
-    if marker.is_file():
-        return target / json.loads(marker.read_text())["root"], 0.0
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    t0 = time.perf_counter()
-    root = Path(make(target))
-    seconds = time.perf_counter() - t0
-    marker.write_text(json.dumps({"root": root.relative_to(target).as_posix(), "seconds": seconds}))
-    return root, seconds
-
-
 def ensure_scale_plate(data_dir: Path, n_wells: int) -> tuple[Path, float]:
     """The raw plate: ``n_wells`` wells × 9 sites × 4 channels × 5 z, 32 × 32 tiles."""
     from napari_openhcs.testing import make_synthetic_plate
@@ -77,7 +65,7 @@ def ensure_scale_plate(data_dir: Path, n_wells: int) -> tuple[Path, float]:
             tile_shape=(32, 32), channels=("DAPI", "FITC", "TRITC", "CY5"), z_planes=5, projections=False,
             nuclei_per_site=3, jitter_px=1)
 
-    return _cached(data_dir / "scale" / f"raw-{n_wells}w", make)
+    return cached_plate(data_dir / "scale" / f"raw-{n_wells}w", make)
 
 
 def ensure_map_plate(data_dir: Path) -> tuple[Path, float]:
@@ -89,7 +77,7 @@ def ensure_map_plate(data_dir: Path) -> tuple[Path, float]:
             target, plate_name="map1536", plate_format=1536, wells=scale_wells(1536, 1536), grid=(1, 1),
             tile_shape=(16, 16), channels=("DAPI",), z_planes=1, nuclei_per_site=1, jitter_px=0)
 
-    return _cached(data_dir / "scale" / "map-1536w", make)
+    return cached_plate(data_dir / "scale" / "map-1536w", make)
 
 
 def ensure_output_plate(data_dir: Path, raw: Path, n_wells: int, workers: int) -> tuple[Path, float]:
@@ -108,7 +96,7 @@ def ensure_output_plate(data_dir: Path, raw: Path, n_wells: int, workers: int) -
             raise RuntimeError(f"the output plate could not be written: {failed}")
         return orch.output_path
 
-    return _cached(data_dir / "scale" / f"output-{n_wells}w", make)
+    return cached_plate(data_dir / "scale" / f"output-{n_wells}w", make)
 
 
 def time_info(plate: Path, repeats: int) -> list[float]:

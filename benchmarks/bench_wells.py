@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
     DEFAULT_DATA_DIR,
+    cached_plate,
     compile_bytecode,
     fresh_output_dir,
     mib,
@@ -49,7 +50,6 @@ from _common import (  # noqa: E402
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
-_DONE = ".complete.json"
 #: Largest allowed growth of the marginal cost per well from the first interval to the last.
 FLAT_TOLERANCE = 0.10
 
@@ -65,21 +65,10 @@ def ensure_plate(data_dir: Path, n: int, tile: int) -> tuple[Path, float]:
     """Generate (once) the plate of the first ``n`` wells with ``tile``² tiles; return it and the seconds."""
     from napari_openhcs.testing import make_synthetic_plate
 
-    target = data_dir / "wells" / f"{n}w-{tile}px"
-    marker = target / _DONE
-    if marker.is_file():
-        return target / json.loads(marker.read_text())["root"], 0.0
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    t0 = time.perf_counter()
     nuclei = max(20, round(500 * (tile / 1024) ** 2))  # the large plate's density
-    root = Path(make_synthetic_plate(target, plate_name=f"wells{n}", plate_format=96,
-                                     wells=plate_wells(n), grid=(3, 3), tile_shape=(tile, tile),
-                                     z_planes=3, nuclei_per_site=nuclei))
-    seconds = time.perf_counter() - t0
-    marker.write_text(json.dumps({"root": root.relative_to(target).as_posix(), "seconds": seconds}))
-    return root, seconds
+    return cached_plate(data_dir / "wells" / f"{n}w-{tile}px", lambda target: make_synthetic_plate(
+        target, plate_name=f"wells{n}", plate_format=96, wells=plate_wells(n), grid=(3, 3),
+        tile_shape=(tile, tile), z_planes=3, nuclei_per_site=nuclei))
 
 
 def marginal_costs(walls: dict[int, float]) -> list[dict[str, float]]:
