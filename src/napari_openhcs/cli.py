@@ -118,9 +118,10 @@ def _run(orch: Any, steps: list[Any], wells: list[str] | None, workers: int | No
 
 
 def _kept_wells(orch: Any) -> list[str]:
+    from .io.atomic import read_json
+
     try:
-        plate = Path(orch.output_path)
-        doc = json.loads((plate / "zarr.json").read_text(encoding="utf-8"))
+        doc = read_json(Path(orch.output_path) / "zarr.json") or {}
         wells = doc["attributes"]["ome"]["plate"]["wells"]
         return [w["path"].replace("/", "") for w in wells]
     except Exception:  # nothing written yet

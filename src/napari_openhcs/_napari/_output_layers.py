@@ -14,25 +14,14 @@ from ..microscopes.plate import parse_well
 from ._layers import META_KEY, LayerData, channel_colormap
 from ._ngff_labels import NO_UNIT
 from ._plate_mosaic import BlockCache, Geometry, mosaic_levels, plate_geometry
-from ._plate_scan import Field, scan_fields
+from ._plate_scan import Field, _ome, scan_fields
+from ._zarr_chunks import read_attrs
 
 
 def is_zarr_plate(path: str | Path) -> bool:
     """Return True if ``path`` is an OME-Zarr HCS plate group (NGFF 0.4 or 0.5)."""
-    import json
-
-    p = Path(path)
-    for name, getter in (("zarr.json", lambda d: d.get("attributes", {}).get("ome", {})),
-                         (".zattrs", lambda d: d)):
-        f = p / name
-        if f.is_file():
-            try:
-                doc = json.loads(f.read_text())
-            except (OSError, ValueError):
-                return False
-            meta = getter(doc)
-            return isinstance(meta, dict) and isinstance(meta.get("plate"), dict)
-    return False
+    attrs = read_attrs(str(path))
+    return attrs is not None and isinstance(_ome(attrs).get("plate"), dict)
 
 
 @contextmanager

@@ -12,7 +12,6 @@ filters, unknown codecs) are read through Zarr itself (:func:`read_region` falls
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -21,19 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from ..io.atomic import read_json
+
 logger = logging.getLogger(__name__)
 
 #: v3 bytes-to-bytes codecs decoded here (their numcodecs names).
 _V3_CODECS = {"blosc": "blosc", "zstd": "zstd", "gzip": "gzip"}
-
-
-def _load(path: str) -> dict[str, Any] | None:
-    try:
-        with open(path, "rb") as f:
-            doc = json.loads(f.read())
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
 
 
 def read_attrs(folder: str) -> dict[str, Any] | None:
@@ -41,11 +33,11 @@ def read_attrs(folder: str) -> dict[str, Any] | None:
 
     Zarr v3 (``zarr.json``) first, then v2 (``.zattrs``, ``{}`` when only ``.zgroup``/``.zarray``).
     """
-    doc = _load(f"{folder}/zarr.json")
+    doc = read_json(f"{folder}/zarr.json")
     if doc is not None:
         attrs = doc.get("attributes", {})
         return attrs if isinstance(attrs, dict) else {}
-    attrs = _load(f"{folder}/.zattrs")
+    attrs = read_json(f"{folder}/.zattrs")
     if attrs is not None:
         return attrs
     if any(os.path.isfile(f"{folder}/{n}") for n in (".zgroup", ".zarray")):
@@ -156,11 +148,11 @@ def _v2_meta(doc: dict[str, Any]) -> ArrayMeta:
 
 def read_array_meta(folder: str) -> ArrayMeta | None:
     """Return the chunk layout of the Zarr array in ``folder`` (``None``: no readable array there)."""
-    doc = _load(os.path.join(folder, "zarr.json"))
+    doc = read_json(os.path.join(folder, "zarr.json"))
     try:
         if doc is not None:
             return _v3_meta(doc) if doc.get("node_type") == "array" else None
-        doc = _load(os.path.join(folder, ".zarray"))
+        doc = read_json(os.path.join(folder, ".zarray"))
         return _v2_meta(doc) if doc is not None else None
     except (KeyError, TypeError, ValueError) as exc:
         logger.debug("cannot read the metadata of %s: %s", folder, exc)

@@ -17,6 +17,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from ..io.atomic import read_json
 from ..microscopes.plate import Plate
 from .context import ProcessingContext
 from .errors import OutputLocationError
@@ -97,14 +98,10 @@ def input_identity(plate: Plate) -> dict[str, Any]:
 
 def recorded_provenance(plate_path: Path) -> dict[str, Any] | None:
     """The provenance stored in an existing output plate (``None``: no plate there)."""
-    doc_path = plate_path / "zarr.json"
-    if not doc_path.is_file():
+    doc = read_json(plate_path / "zarr.json")
+    if doc is None:
         return None
-    try:
-        doc = json.loads(doc_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
-    attrs = doc.get("attributes", {}) if isinstance(doc, dict) else {}
+    attrs = doc.get("attributes", {})
     record = attrs.get("napari_openhcs") if isinstance(attrs, dict) else None
     return record if isinstance(record, dict) else None
 

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from ..microscopes.plate import row_index, well_name
 from ._ngff import ATTRS_KEY
+from .atomic import read_json
 
 _ROW_RE = re.compile(r"^[A-Z]{1,2}$")
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON document at ``path``, or ``None`` when it is missing or unreadable."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def well_record(path: Path) -> tuple[dict[str, Any], int] | None:

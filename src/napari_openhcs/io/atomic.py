@@ -263,6 +263,15 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool
     return atomic_write_with(path, lambda fh: write_guarded(fh, data, path), fsync=fsync)
 
 
+def read_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The JSON object at ``path``; ``None`` when it is missing, unreadable or not an object."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, fsync: bool = False,
                       compact: bool = False) -> Path:
     """Serialise ``obj`` as JSON (indented, or ``compact``) and write it to ``path`` atomically.

@@ -35,12 +35,13 @@ import numpy as np
 from ..microscopes.plate import canonical_well, parse_well, row_index, well_name
 from . import _ngff
 from ._ngff import ATTRS_KEY, LAYOUT_VERSION, WRITER_NAME, OutputChannel
-from ._plate_listing import read_json, scan_complete_wells, well_record
+from ._plate_listing import scan_complete_wells, well_record
 from ._pyramid import Downsample
 from ._well_tree import CLEVEL, check_fields, fsync_tree, move_into_place, remove_path, write_well_tree
 from .atomic import (
     StorageFullError,
     atomic_write_json,
+    read_json,
     storage_errors,
     translate_os_error,
 )
