@@ -28,6 +28,8 @@ class Heartbeat:
 
         self.ticks = 0
         self.at_insert: list[tuple[str, int]] = []
+        self.canvas = viewer.window._qt_viewer.canvas.native
+        self.canvas_live: list[bool] = []  # whether the canvas repainted when each layer arrived
         self.timer = QTimer()
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.setInterval(1)
@@ -40,6 +42,7 @@ class Heartbeat:
 
     def _inserted(self, event) -> None:
         self.at_insert.append((event.value.name, self.ticks))
+        self.canvas_live.append(self.canvas.updatesEnabled())
 
     def stop(self) -> None:
         self.timer.stop()
@@ -68,6 +71,20 @@ def test_preview_layers_arrive_one_per_turn_and_the_last_is_selected(hcs) -> Non
     last = hcs.viewer.layers[names[-1]]
     assert hcs.viewer.layers.selection.active is last
     assert set(hcs.viewer.layers.selection) == {last}
+    assert_drawn_once_with_controls(hcs, beat, names)
+
+
+def assert_drawn_once_with_controls(hcs, beat: Heartbeat, names: list[str]) -> None:
+    """The canvas held its repaints while the layers arrived and repaints now; every new
+    layer has its controls panel, which napari shows when the layer is selected."""
+    qt = hcs.viewer.window._qt_viewer
+    assert beat.canvas_live == [False] * len(names)
+    assert qt.canvas.native.updatesEnabled()
+    for name in names:
+        layer = hcs.viewer.layers[name]
+        assert layer in qt.controls.widgets
+        hcs.viewer.layers.selection.active = layer
+        assert qt.controls.currentWidget() is qt.controls.widgets[layer]
 
 
 def test_result_layers_arrive_one_per_turn_and_the_last_is_selected(hcs, tmp_path: Path) -> None:
@@ -88,6 +105,7 @@ def test_result_layers_arrive_one_per_turn_and_the_last_is_selected(hcs, tmp_pat
     assert added == hcs.layer_names("output") + hcs.layer_names("output-wells") and len(added) >= 3
     assert beat.answered_between_layers(), beat.at_insert
     assert hcs.viewer.layers.selection.active is hcs.viewer.layers[added[-1]]
+    assert_drawn_once_with_controls(hcs, beat, added)
 
 
 def test_the_run_dock_renders_well_name_glyphs_before_results_need_them(make_napari_viewer, qtbot) -> None:
@@ -134,3 +152,58 @@ def test_warm_up_freezes_the_heap_it_built() -> None:
         assert gc.get_freeze_count() > before  # what was tracked is out of the collector's reach
     finally:
         gc.unfreeze()
+
+
+def _batch(hcs, *after_add):
+    """Run a batch through the Preview dock's layer batch that adds one small layer per
+    piece and then calls ``after_add[i](layer, controls)`` in the same turn."""
+    from napari_openhcs._napari._layers import META_KEY
+
+    batch = hcs.preview._batch
+    controls = hcs.viewer.window._qt_viewer.controls
+    added: list = []
+
+    def piece(i: int, then) -> None:
+        layer = batch.add((np.zeros((8, 8), np.float32),
+                           {"name": f"batch {i}", "metadata": {META_KEY: {"kind": "test"}}}, "image"))
+        added.append((layer, layer in controls.widgets))
+        then(layer, controls)
+
+    batch.run([lambda i=i, f=f: piece(i, f) for i, f in enumerate(after_add)])
+    return batch, added
+
+
+def test_a_layer_selected_or_removed_before_its_controls_exist_gets_them_first(hcs) -> None:
+    seen: list = []
+
+    def select(layer, controls) -> None:  # as a click in the layer list would
+        hcs.viewer.layers.selection.active = layer  # napari's panel waits for the controls
+
+    def remove(layer, controls) -> None:
+        hcs.viewer.layers.remove(layer)  # napari removes its controls: they must exist
+        seen.append(layer not in controls.widgets)
+
+    batch, added = _batch(hcs, select, remove)
+    hcs.qtbot.waitUntil(lambda: not batch.running, timeout=5000)
+    assert [had for _, had in added] == [False, False]  # controls come a turn after the layer
+    assert seen == [True]
+    first = added[0][0]
+    controls = hcs.viewer.window._qt_viewer.controls
+    assert hcs.viewer.layers.selection.active is first
+    assert controls.currentWidget() is controls.widgets[first]  # the panel shows the selection
+    hcs.viewer.layers.selection.active = hcs.viewer.layers[0]  # and follows it again
+    assert controls.currentWidget() is controls.widgets[hcs.viewer.layers[0]]
+    assert hcs.viewer.window._qt_viewer.canvas.native.updatesEnabled()
+
+
+def test_closing_the_dock_during_a_batch_gives_the_canvas_back(hcs) -> None:
+    qt = hcs.viewer.window._qt_viewer
+    held: list[bool] = []
+    batch, added = _batch(hcs, lambda layer, c: held.append(not qt.canvas.native.updatesEnabled()),
+                          lambda layer, c: None, lambda layer, c: None)
+    hcs.qtbot.waitUntil(lambda: len(added) == 1, timeout=5000)
+    assert held == [True]  # the canvas holds its repaints while the batch runs
+    hcs.preview.close()
+    assert qt.canvas.native.updatesEnabled()
+    assert all(layer in qt.controls.widgets for layer, _ in added)
+    assert not batch.running

@@ -25,7 +25,7 @@ from .._pipeline_model import engine_start, errors_by_step, model_index
 from .._preview_model import PreviewRequest, PreviewScheduler, preview_layers
 from .._session import HCSSession
 from .._viewer import add_layer_data, layers_of_kind, remove_layers, select_layer, update_layer
-from .pacing import TurnQueue
+from .layer_batch import LayerBatch
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class PreviewWidget(QWidget):
         self._worker: Any = None
         self._live: set[Any] = set()  # started workers, cancelled ones included, until they finish
         self._cancel: threading.Event | None = None
-        self._turns = TurnQueue(self)  # layer updates, one per event-loop turn
+        self._batch = LayerBatch(viewer, self)  # layer updates, one per event-loop turn
         self._added: Any = None  # the last layer added by the updates in progress
 
         self.target = QLabel()
@@ -180,6 +180,7 @@ class PreviewWidget(QWidget):
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
         self.cancel()
+        self._batch.clear()  # the layers added so far get their controls; the canvas repaints
         super().closeEvent(event)
 
     def _on_result(self, request: PreviewRequest, result: tuple[str, Any]) -> None:
@@ -255,21 +256,24 @@ class PreviewWidget(QWidget):
             self.timer.start()
 
     def _apply_layers(self, layers: list[Any], names: set[str], then: Any) -> None:
-        """Update ``layers`` one per event-loop turn (short UI stalls), select the last one
-        added, drop preview layers not in ``names``, then call ``then``."""
-        self._turns.clear()
+        """Update ``layers`` one per event-loop turn (short UI stalls, the canvas drawn once
+        at the end), select the last one added, drop preview layers not in ``names``, then
+        call ``then``."""
         self._added = None
-        self._turns.put(*(partial(self._apply_queued, ld) for ld in layers),
-                        lambda: select_layer(self.viewer, self._added),
-                        lambda: (self._drop_stale(set(names)), then()))
+        self._batch.run([*(partial(self._apply_queued, ld) for ld in layers),
+                         lambda: select_layer(self.viewer, self._added),
+                         lambda: self._drop_stale(set(names))], then)
 
     def _apply_queued(self, layer_data: Any) -> None:
-        added = self._apply_one(layer_data, select=False)
+        added = self._apply_one(layer_data, add=self._batch.add)
         if added is not None:
             self._added = added
 
-    def _apply_one(self, layer_data: Any, *, select: bool = True) -> Any:
-        """Show ``layer_data`` in the same-named preview layer; return the layer if one was added."""
+    def _apply_one(self, layer_data: Any, *, add: Any = None) -> Any:
+        """Show ``layer_data`` in the same-named preview layer; return the layer if one was added.
+
+        ``add(layer_data)`` adds a new layer (default: now, selected, as napari does).
+        """
         data, kwargs, layer_type = layer_data
         existing = {ly.name: ly for ly in layers_of_kind(self.viewer, "preview")}
         layer = existing.get(kwargs["name"])
@@ -278,11 +282,11 @@ class PreviewWidget(QWidget):
             return None
         if layer is not None:
             remove_layers(self.viewer, [layer])
-        return add_layer_data(self.viewer, layer_data, select=select)
+        return add(layer_data) if add is not None else add_layer_data(self.viewer, layer_data)
 
     def update_layers(self, layers: list[Any]) -> None:
         """Show preview layers now: update same-named layers, add new ones, drop stale ones."""
-        self._turns.clear()
+        self._batch.clear()
         for layer_data in layers:
             self._apply_one(layer_data)
         self._drop_stale({kw["name"] for _, kw, _ in layers})

@@ -31,7 +31,8 @@ from qtpy.QtWidgets import (
 from .._pipeline_model import errors_by_step
 from .._run_model import RunOutputs, RunPrepared, RunProgress, RunStarted, prepare_outputs, run_job
 from .._session import HCSSession
-from .._viewer import add_layer_data, add_layers, layer_info, layers_of_kind, remove_layers, select_layer
+from .._viewer import add_layers, layer_info, layers_of_kind, remove_layers, select_layer
+from .layer_batch import LayerBatch
 from .pacing import TurnQueue
 from .prewarm import warm_glyphs
 
@@ -73,7 +74,7 @@ class RunPlateWidget(QWidget):
         self._worker: Any = None
         self._outputs: RunOutputs | None = None
         self._cancel: threading.Event | None = None
-        self._turns = TurnQueue(self)  # result layers, one per event-loop turn
+        self._batch = LayerBatch(viewer, self)  # result layers, one per event-loop turn
         s = session.settings
 
         self.output_edit = QLineEdit(s.output_folder)
@@ -212,6 +213,7 @@ class RunPlateWidget(QWidget):
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
         self.cancel()
+        self._batch.clear()  # the layers added so far get their controls; the canvas repaints
         super().closeEvent(event)
 
     def _fail_to_start(self, message: str) -> None:
@@ -269,16 +271,17 @@ class RunPlateWidget(QWidget):
             self.run_finished.emit(results)
 
     def _add_one_by_one(self, outputs: RunOutputs, then: Any) -> None:
-        """Add the result layers one per event-loop turn, select the last, then call ``then``."""
-        self._turns.clear()
+        """Add the result layers one per event-loop turn (the canvas drawn once at the end),
+        select the last, then call ``then``."""
+        self._batch.clear()
         self._remove_shown(outputs)
         added: list[Any] = []
 
         def add(layer_data: Any) -> None:
-            added.append(add_layer_data(self.viewer, layer_data, select=False))
+            added.append(self._batch.add(layer_data))
 
-        self._turns.put(*(partial(add, ld) for ld in outputs.layers),
-                        lambda: select_layer(self.viewer, added[-1] if added else None), then)
+        self._batch.run([*(partial(add, ld) for ld in outputs.layers),
+                         lambda: select_layer(self.viewer, added[-1] if added else None)], then)
 
     def _remove_shown(self, outputs: RunOutputs) -> None:
         old = [ly for kind in ("output", "output-wells") for ly in layers_of_kind(self.viewer, kind)
