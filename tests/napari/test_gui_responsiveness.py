@@ -140,52 +140,78 @@ def test_turn_queue_runs_one_piece_per_turn_in_order_and_clears(qtbot) -> None:
     assert ran == [0, 1, 2] and turns.pending == 0
 
 
-def test_warm_up_freezes_the_heap_it_built() -> None:
+def test_the_warm_up_freezes_the_heap_and_removing_a_layer_open_then_thaws_it(make_napari_viewer,
+                                                                           monkeypatch) -> None:
     import gc
 
     from napari_openhcs._napari import _warmup
+    from napari_openhcs._napari._session import session_for
 
     assert _warmup.CACHES[-1] is _warmup._freeze_heap  # after the imports and caches
-    before = gc.get_freeze_count()
+    viewer = make_napari_viewer()
+    session_for(viewer)  # what a dock does when it opens
+    layer = viewer.add_image(np.zeros((8, 8), np.uint8), name="open before the freeze")
+    later = None
     try:
+        monkeypatch.setenv(_warmup.FREEZE_ENV, "0")
         _warmup._freeze_heap()
-        assert gc.get_freeze_count() > before  # what was tracked is out of the collector's reach
+        assert gc.get_freeze_count() == 0  # turned off
+        monkeypatch.setenv(_warmup.FREEZE_ENV, "1")
+        _warmup._freeze_heap()
+        assert gc.get_freeze_count() > 0  # what was tracked is out of the collector's reach
+        later = viewer.add_image(np.zeros((8, 8), np.uint8), name="made after")
+        viewer.layers.remove(later)  # not frozen: nothing to thaw
+        assert gc.get_freeze_count() > 0
+        viewer.layers.remove(layer)  # frozen with the heap: thawed, so it can be freed
+        assert gc.get_freeze_count() == 0
     finally:
         gc.unfreeze()
+        _warmup._frozen_layers.clear()
 
 
-def _batch(hcs, *after_add):
+def _batch(hcs, *after_insert):
     """Run a batch through the Preview dock's layer batch that adds one small layer per
-    piece and then calls ``after_add[i](layer, controls)`` in the same turn."""
+    piece; as each layer arrives, ``after_insert[i](layer, controls)`` is posted, so it runs
+    before the batch's next turn (as a click already waiting would)."""
+    from qtpy.QtCore import QTimer
+
     from napari_openhcs._napari._layers import META_KEY
 
     batch = hcs.preview._batch
     controls = hcs.viewer.window._qt_viewer.controls
     added: list = []
 
-    def piece(i: int, then) -> None:
-        layer = batch.add((np.zeros((8, 8), np.float32),
-                           {"name": f"batch {i}", "metadata": {META_KEY: {"kind": "test"}}}, "image"))
-        added.append((layer, layer in controls.widgets))
-        then(layer, controls)
+    def on_inserted(event) -> None:
+        layer = event.value
+        if layer.name.startswith("batch "):
+            added.append((layer, layer in controls.widgets))
+            then = after_insert[int(layer.name.split()[1])]
+            QTimer.singleShot(0, lambda: then(layer, controls))
 
-    batch.run([lambda i=i, f=f: piece(i, f) for i, f in enumerate(after_add)])
-    return batch, added
+    hcs.viewer.layers.events.inserted.connect(on_inserted)
+    batch.run([lambda i=i: batch.add((np.zeros((8, 8), np.float32),
+                                      {"name": f"batch {i}", "metadata": {META_KEY: {"kind": "test"}}},
+                                      "image")) for i in range(len(after_insert))])
+    return batch, added, lambda: hcs.viewer.layers.events.inserted.disconnect(on_inserted)
 
 
 def test_a_layer_selected_or_removed_before_its_controls_exist_gets_them_first(hcs) -> None:
     seen: list = []
+    before: list = []  # whether the layer still had no controls when the action ran
 
     def select(layer, controls) -> None:  # as a click in the layer list would
+        before.append(layer not in controls.widgets)
         hcs.viewer.layers.selection.active = layer  # napari's panel waits for the controls
 
     def remove(layer, controls) -> None:
+        before.append(layer not in controls.widgets)
         hcs.viewer.layers.remove(layer)  # napari removes its controls: they must exist
         seen.append(layer not in controls.widgets)
 
-    batch, added = _batch(hcs, select, remove)
+    batch, added, stop = _batch(hcs, select, remove)
     hcs.qtbot.waitUntil(lambda: not batch.running, timeout=5000)
     assert [had for _, had in added] == [False, False]  # controls come a turn after the layer
+    assert before == [True, True]  # the actions ran before the controls were built
     assert seen == [True]
     first = added[0][0]
     controls = hcs.viewer.window._qt_viewer.controls
@@ -194,16 +220,19 @@ def test_a_layer_selected_or_removed_before_its_controls_exist_gets_them_first(h
     hcs.viewer.layers.selection.active = hcs.viewer.layers[0]  # and follows it again
     assert controls.currentWidget() is controls.widgets[hcs.viewer.layers[0]]
     assert hcs.viewer.window._qt_viewer.canvas.native.updatesEnabled()
+    stop()
 
 
 def test_closing_the_dock_during_a_batch_gives_the_canvas_back(hcs) -> None:
     qt = hcs.viewer.window._qt_viewer
     held: list[bool] = []
-    batch, added = _batch(hcs, lambda layer, c: held.append(not qt.canvas.native.updatesEnabled()),
+    canvas = qt.canvas.native
+    batch, added, stop = _batch(hcs, lambda layer, c: held.append(not canvas.updatesEnabled()),
                           lambda layer, c: None, lambda layer, c: None)
-    hcs.qtbot.waitUntil(lambda: len(added) == 1, timeout=5000)
+    hcs.qtbot.waitUntil(lambda: bool(held), timeout=5000)
     assert held == [True]  # the canvas holds its repaints while the batch runs
     hcs.preview.close()
     assert qt.canvas.native.updatesEnabled()
     assert all(layer in qt.controls.widgets for layer, _ in added)
     assert not batch.running
+    stop()

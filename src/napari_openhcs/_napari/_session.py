@@ -234,7 +234,13 @@ def _follow_layers(viewer: Any, session: HCSSession) -> None:
         except Exception:  # a layer we cannot follow must not break napari
             logger.exception("could not open the plate of layer %r", getattr(event.value, "name", "?"))
 
+    def on_removed(event: Any) -> None:
+        from ._warmup import thaw_for
+
+        thaw_for(event.value)  # a layer frozen with the heap is freed only once thawed
+
     viewer.layers.events.inserted.connect(on_inserted)
+    viewer.layers.events.removed.connect(on_removed)
     for layer in list(viewer.layers)[::-1]:
         if session.adopt_layer_metadata(layer.metadata):
             break

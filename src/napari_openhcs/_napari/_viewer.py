@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ._layers import META_KEY, LayerData
@@ -28,13 +29,25 @@ def add_layer_data(viewer: Any, layer_data: LayerData, *, select: bool = True) -
     :func:`select_layer`, which leaves the viewer as adding them one by one would.
     """
     data, kwargs, layer_type = layer_data
-    layers = viewer.layers
+    with _inserting(viewer.layers, select):
+        return getattr(viewer, f"add_{layer_type}")(data, **kwargs)
+
+
+def insert_layer(viewer: Any, layer: Any, *, select: bool = True) -> Any:
+    """Add a layer object made beforehand to ``viewer`` (``select`` as in :func:`add_layer_data`)."""
+    with _inserting(viewer.layers, select):
+        return viewer.add_layer(layer)
+
+
+@contextmanager
+def _inserting(layers: Any, select: bool) -> Iterator[None]:
     activate = getattr(layers, "_activate_on_insert", None)
     if select or not isinstance(activate, bool):
-        return getattr(viewer, f"add_{layer_type}")(data, **kwargs)
+        yield
+        return
     layers._activate_on_insert = False
     try:
-        return getattr(viewer, f"add_{layer_type}")(data, **kwargs)
+        yield
     finally:
         layers._activate_on_insert = activate
 

@@ -12,8 +12,10 @@ the first result arrives they are done.
 Last, it freezes the heap built so far (``gc.freeze()``):
 napari, Qt and vispy leave some 300,000 long-lived objects that every full garbage
 collection walked again, a 200 ms stall whenever one fell while layers were added.
-Frozen objects are never collected; they are the modules, classes and widgets that
-live as long as the napari process.
+Frozen objects are left out of the collections; they are the modules, classes and
+widgets that live as long as the napari process. Layers already open then are
+frozen too: removing one of them thaws the heap (:func:`thaw_for`), so that its
+memory is reclaimed. ``NAPARI_OPENHCS_GC_FREEZE=0`` turns the freeze off.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
+import os
 import threading
+import weakref
 from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +53,39 @@ def _dash_patterns() -> None:
     DashAtlas()
 
 
+#: Set to ``0`` to keep the heap unfrozen (every object stays collectable, at the cost
+#: of the full collections' stalls).
+FREEZE_ENV = "NAPARI_OPENHCS_GC_FREEZE"
+
+#: The viewers' layers alive when the heap was frozen: removing one thaws it.
+_frozen_layers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 def _freeze_heap() -> None:
     """Move every object tracked so far out of the garbage collector's reach.
 
     Full collections then walk only what was made after (the layers, the results),
-    not the long-lived heap of the napari process.
+    not the long-lived heap of the napari process. Not done when the environment
+    variable :data:`FREEZE_ENV` is ``0``.
     """
+    if os.environ.get(FREEZE_ENV, "1").strip() == "0":
+        return
+    from ._session import _SESSIONS
+
+    for viewer in list(_SESSIONS.keys()):
+        _frozen_layers.update(list(viewer.layers))
     gc.freeze()
+
+
+def thaw_for(layer: Any) -> None:
+    """Give the heap back to the collector if ``layer`` was alive when it was frozen.
+
+    A removed layer is freed by the collector (its data with it) only if it is not
+    frozen; the full collections walk the whole heap again from then on.
+    """
+    if layer in _frozen_layers:
+        _frozen_layers.clear()
+        gc.unfreeze()
 
 
 #: Run after the imports: one-time computations whose results napari's code caches,

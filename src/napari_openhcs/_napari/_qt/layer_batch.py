@@ -5,8 +5,9 @@ timer or input is served (the repaint is a posted event, and posted events come
 first), so the UI stall of that turn is the insertion plus the repaint. Under
 software OpenGL the repaint is mostly the canvas drawing every visible layer
 (40–60 ms with 17 layers) and the insertion is napari building the layer's model,
-vispy visual and controls widget (45–75 ms). :class:`LayerBatch` shortens both:
+vispy visual and controls widget (55–90 ms). :class:`LayerBatch` shortens both:
 
+- the layer object is made on one turn and added to the viewer on the next;
 - the canvas holds its repaints while the batch runs (the rest of the window,
   the layer list included, still paints), and draws once when it ends;
 - each new layer's controls widget (the layer-controls panel) is built on the
@@ -27,7 +28,7 @@ from typing import Any
 
 from qtpy.QtCore import QObject
 
-from .._viewer import add_layer_data
+from .._viewer import insert_layer
 from .pacing import TurnQueue
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class LayerBatch(QObject):
         self.viewer = viewer
         self.turns = TurnQueue(self)
         self._held: Any = None  # the canvas widget whose updates are off
+        self._to_insert: list[Any] = []  # layers made, added on the next turn
         self._pending: list[Any] = []  # layers whose controls are not built yet
         self._guarded = False
         self._populate: Callable[[], None] | None = None  # napari's panel update, held
@@ -59,41 +61,38 @@ class LayerBatch(QObject):
     def run(self, pieces: Sequence[Callable[[], object]], then: Callable[[], object] | None = None) -> None:
         """Run ``pieces`` one per event-loop turn with the canvas held, then ``then``.
 
-        A batch still running is cleared first (its layers stay, complete).
+        A piece that calls :meth:`add` gets the layer object at once; the layer goes into
+        the viewer on the next turn and its controls on the turn after. A batch still
+        running is cleared first (its layers stay, complete).
         """
         self.clear()
         steps: list[Callable[[], object]] = [self._hold]
         for piece in pieces:
-            steps += [piece, self._build_controls]
+            steps += [piece, self._insert, self._build_controls]
         steps.append(self._release)
         if then is not None:
             steps.append(then)
         self.turns.put(*steps)
 
-    def add(self, layer_data: Any, *, select: bool = False) -> Any:
-        """Add one layer now, its controls widget on the next turn; return the layer."""
-        controls = getattr(_qt_viewer(self.viewer), "controls", None)
-        build = getattr(controls, "_add", None)
-        populate = getattr(controls, "_populate", None)
-        layers = self.viewer.layers
-        if build is None or populate is None or not hasattr(controls, "widgets"):
-            return add_layer_data(self.viewer, layer_data, select=select)
-        self._guard()
-        with layers.events.inserted.blocker(build):
-            layer = add_layer_data(self.viewer, layer_data, select=False)
-        self._pending.append(layer)
-        if self._populate is None:  # the panel follows the selection again once built
-            layers.selection.events.changed.block(populate)
-            self._populate = populate
-            self._selection = _selection(layers)
-        if select:
+    def add(self, layer_data: Any) -> Any:
+        """Make the layer of ``layer_data`` now; it is added to the viewer on the next turn.
+
+        Outside a batch (no turn to come) it is added at once.
+        """
+        from napari.layers import Layer
+
+        data, kwargs, layer_type = layer_data
+        layer = Layer.create(data, dict(kwargs), layer_type)
+        self._to_insert.append(layer)
+        if not self.running:
+            self._insert()
             self._build_controls()
-            layers.selection.active = layer
         return layer
 
     def clear(self) -> None:
-        """Drop the pieces not yet run; finish what the batch started (controls, canvas)."""
+        """Drop the pieces not yet run; finish what the batch started (layers, controls, canvas)."""
         self.turns.clear()
+        self._insert()
         self._build_controls()
         self._release()
 
@@ -116,6 +115,29 @@ class LayerBatch(QObject):
         if canvas is not None:
             self.destroyed.disconnect(self._on_destroyed)
             _enable(canvas)
+
+    def _insert(self) -> None:
+        """Add the layers made on the last turn, each without its controls widget."""
+        todo, self._to_insert = self._to_insert, []
+        if not todo:
+            return
+        controls = getattr(_qt_viewer(self.viewer), "controls", None)
+        build = getattr(controls, "_add", None)
+        populate = getattr(controls, "_populate", None)
+        layers = self.viewer.layers
+        if build is None or populate is None or not hasattr(controls, "widgets"):
+            for layer in todo:  # another napari: as napari adds them
+                insert_layer(self.viewer, layer, select=False)
+            return
+        self._guard()
+        if self._populate is None:  # the panel follows the selection again once built
+            layers.selection.events.changed.block(populate)
+            self._populate = populate
+            self._selection = _selection(layers)
+        with layers.events.inserted.blocker(build):
+            for layer in todo:
+                insert_layer(self.viewer, layer, select=False)
+                self._pending.append(layer)
 
     def _build_controls(self) -> None:
         pending, self._pending = self._pending, []
