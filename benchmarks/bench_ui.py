@@ -3,8 +3,9 @@
 Runs under a display (on a headless Linux machine: ``xvfb-run -a python benchmarks/bench_ui.py``):
 
 1. opens the synthetic sample plate with the plugin's reader;
-2. opens the docks as the Plugins menu does, builds a pipeline in the editor
-   (normalize → max projection → count nuclei) and lets the docks' warm-up finish
+2. opens the docks as the Plugins menu does and builds a pipeline in the editor
+   (normalize → max projection → count nuclei), timed whole (napari builds a dock on
+   the UI thread, like the reader's layers); then lets the docks' warm-up finish
    (imports in a thread, glyphs one per turn) with the UI idle, timed as its own phase;
 3. previews one well through the Preview dock and times it;
 4. changes a parameter of the last step and times the re-run (from that step only);
@@ -13,7 +14,8 @@ Runs under a display (on a headless Linux machine: ``xvfb-run -a python benchmar
 
 A ``QTimer`` ticks every 10 ms on the UI thread throughout; the longest gap
 between two ticks is the longest time the UI was unresponsive ("stall").
-Target: no stall over 100 ms (warm-up, preview, re-run, plate run, adding the results). Two
+Target: no stall over 100 ms after the plate and the docks are open (warm-up, preview,
+re-run, plate run, adding the results). Two
 baselines measure what the display costs with no work of ours: repainting one dock
 label, and redrawing the canvas with nothing changed (software OpenGL under Xvfb).
 """
@@ -185,7 +187,10 @@ def main() -> None:
                                                          "p99_gap_ms": 1000 * blocked, "ticks": 0}))
 
     session = session_for(viewer)
-    # the docks as the Plugins menu builds them
+    # the docks as the Plugins menu builds them (napari builds a dock on the UI thread)
+    from qtpy.QtWidgets import QApplication
+
+    t0 = time.perf_counter()
     _, plate_map = viewer.window.add_plugin_dock_widget("napari-openhcs", "Plate map")
     _, editor = viewer.window.add_plugin_dock_widget("napari-openhcs", "Pipeline editor")
     _, preview = viewer.window.add_plugin_dock_widget("napari-openhcs", "Preview")
@@ -193,6 +198,10 @@ def main() -> None:
     for name in ("percentile_normalize", "max_projection", "count_nuclei"):
         editor.add_function(name)
     session.select(session.plate.wells[0])
+    QApplication.processEvents()  # their first paint
+    blocked = time.perf_counter() - t0
+    rows.append(("open 4 docks (napari, blocks the UI)", {"seconds": blocked, "max_stall_ms": 1000 * blocked,
+                                                                "p99_gap_ms": 1000 * blocked, "ticks": 0}))
     # what the docks start when they open (imports in a thread, glyphs one per turn),
     # with the UI idle meanwhile, as it is while a user looks at the new docks
     rows.append(("docks open: warm-up, UI idle", settle(heartbeat, run)))
@@ -235,8 +244,8 @@ def main() -> None:
         print(f"{name:38s} {r['seconds']:8.2f} {r['max_stall_ms']:13.1f} {r['p99_gap_ms']:11.1f} "
               f"{r['ticks']:6d}")
     print()
-    for name, r in rows[1:]:
-        if not name.startswith("baseline"):
+    for name, r in rows:
+        if not name.startswith(("baseline", "open")):
             verdict = "OK" if r["max_stall_ms"] < 100 else "ABOVE TARGET"
             print(f"UI stall, {name}: {r['max_stall_ms']:.1f} ms (target < 100 ms): {verdict}")
     base = dict(rows)["baseline: 20 dock repaints, no work"]["max_stall_ms"]
