@@ -152,7 +152,8 @@ class LayerBatch(QObject):
                         logger.exception("could not build the controls of layer %r", layer.name)
         if populate is not None:
             self.viewer.layers.selection.events.changed.unblock(populate)
-            if _selection(self.viewer.layers) != self._selection:  # chosen meanwhile
+            held, self._selection = self._selection, ()
+            if _selection(self.viewer.layers) != held:  # chosen meanwhile
                 populate()  # the panel shows the selected layer's controls, as napari would have
 
     # ---------------------------------------------------------------- guards
