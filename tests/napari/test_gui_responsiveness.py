@@ -236,3 +236,32 @@ def test_closing_the_dock_during_a_batch_gives_the_canvas_back(hcs) -> None:
     assert all(layer in qt.controls.widgets for layer, _ in added)
     assert not batch.running
     stop()
+
+
+def test_a_batch_deleted_midway_gives_the_canvas_and_the_controls_panel_back(hcs) -> None:
+    from qtpy.QtWidgets import QApplication
+
+    from napari_openhcs._napari._layers import META_KEY
+    from napari_openhcs._napari._qt.layer_batch import LayerBatch
+
+    qt = hcs.viewer.window._qt_viewer
+    batch = LayerBatch(hcs.viewer)
+    at_insert: list = []
+
+    def on_inserted(event) -> None:  # the batch's owner goes away before the controls' turn
+        if event.value.name == "midway":
+            at_insert.append((qt.canvas.native.updatesEnabled(), event.value in qt.controls.widgets))
+            batch.deleteLater()
+
+    hcs.viewer.layers.events.inserted.connect(on_inserted)
+    batch.run([lambda: batch.add((np.zeros((8, 8), np.float32),
+                                  {"name": "midway", "metadata": {META_KEY: {"kind": "test"}}}, "image")),
+               lambda: None])
+    hcs.qtbot.waitUntil(lambda: bool(at_insert), timeout=5000)
+    hcs.qtbot.waitUntil(qt.canvas.native.updatesEnabled, timeout=5000)  # given back
+    hcs.viewer.layers.events.inserted.disconnect(on_inserted)
+    assert at_insert == [(False, False)]  # held, no panel yet, when it was cut
+    QApplication.processEvents()
+    other = hcs.viewer.add_image(np.zeros((8, 8), np.float32), name="after")
+    hcs.viewer.layers.selection.active = other
+    assert qt.controls.currentWidget() is qt.controls.widgets[other]  # the panel follows again

@@ -51,6 +51,7 @@ class LayerBatch(QObject):
         self._guarded = False
         self._populate: Callable[[], None] | None = None  # napari's panel update, held
         self._selection: tuple[Any, ...] = ()  # the selection when it was held
+        self._undo: dict[str, Any] = {"canvas": None, "unblock": None}  # for a dock deleted mid-batch
         self._on_destroyed: Callable[..., None] | None = None
 
     @property
@@ -106,14 +107,16 @@ class LayerBatch(QObject):
         except RuntimeError:  # the canvas is gone (viewer closed)
             return
         self._held = canvas
-        # a dock deleted in the middle of a batch gives the canvas back too
-        self._on_destroyed = partial(_enable, canvas)
+        # a dock deleted in the middle of a batch gives the canvas (and the panel) back too
+        self._undo = {"canvas": canvas, "unblock": None}
+        self._on_destroyed = partial(_undo, self._undo)
         self.destroyed.connect(self._on_destroyed)
 
     def _release(self) -> None:
         canvas, self._held = self._held, None
         if canvas is not None:
             self.destroyed.disconnect(self._on_destroyed)
+            self._undo["canvas"] = None
             _enable(canvas)
 
     def _insert(self) -> None:
@@ -134,6 +137,7 @@ class LayerBatch(QObject):
             layers.selection.events.changed.block(populate)
             self._populate = populate
             self._selection = _selection(layers)
+            self._undo["unblock"] = (layers.selection.events.changed, populate)
         with layers.events.inserted.blocker(build):
             for layer in todo:
                 insert_layer(self.viewer, layer, select=False)
@@ -151,7 +155,9 @@ class LayerBatch(QObject):
                     except Exception:  # another napari: its panel shows no controls for it
                         logger.exception("could not build the controls of layer %r", layer.name)
         if populate is not None:
-            self.viewer.layers.selection.events.changed.unblock(populate)
+            unblock, self._undo["unblock"] = self._undo["unblock"], None
+            if unblock is not None:  # not given back already (the owner was deleted)
+                self.viewer.layers.selection.events.changed.unblock(populate)
             held, self._selection = self._selection, ()
             if _selection(self.viewer.layers) != held:  # chosen meanwhile
                 populate()  # the panel shows the selected layer's controls, as napari would have
@@ -179,11 +185,22 @@ def _selection(layers: Any) -> tuple[Any, ...]:
     return (selection.active, *sorted(map(id, selection)))
 
 
-def _enable(canvas: Any, *_: Any) -> None:
+def _enable(canvas: Any) -> None:
     try:
         canvas.setUpdatesEnabled(True)  # repaints the canvas once
     except RuntimeError:  # the canvas is gone (viewer closed)
         pass
+
+
+def _undo(state: dict[str, Any], *_: Any) -> None:
+    """Give back what a batch holds when its owner is deleted: the canvas, napari's panel."""
+    unblock, state["unblock"] = state["unblock"], None
+    if unblock is not None:
+        emitter, populate = unblock
+        emitter.unblock(populate)
+    canvas, state["canvas"] = state["canvas"], None
+    if canvas is not None:
+        _enable(canvas)
 
 
 class _Inserted:
