@@ -201,7 +201,7 @@ def main() -> None:
     QApplication.processEvents()  # their first paint
     blocked = time.perf_counter() - t0
     rows.append(("open 4 docks (napari, blocks the UI)", {"seconds": blocked, "max_stall_ms": 1000 * blocked,
-                                                                "p99_gap_ms": 1000 * blocked, "ticks": 0}))
+                                                          "p99_gap_ms": 1000 * blocked, "ticks": 0}))
     # what the docks start when they open (imports in a thread, glyphs one per turn),
     # with the UI idle meanwhile, as it is while a user looks at the new docks
     rows.append(("docks open: warm-up, UI idle", settle(heartbeat, run)))
