@@ -45,14 +45,15 @@ class LayerBatch(QObject):
         super().__init__(parent)
         self.viewer = viewer
         self.turns = TurnQueue(self)
-        self._held: Any = None  # the canvas widget whose updates are off
         self._to_insert: list[Any] = []  # layers made, added on the next turn
         self._pending: list[Any] = []  # layers whose controls are not built yet
-        self._guarded = False
-        self._populate: Callable[[], None] | None = None  # napari's panel update, held
-        self._selection: tuple[Any, ...] = ()  # the selection when it was held
-        self._undo: dict[str, Any] = {"canvas": None, "unblock": None}  # for a dock deleted mid-batch
-        self._on_destroyed: Callable[..., None] | None = None
+        self._selection: tuple[Any, ...] = ()  # the selection when the panel was held
+        # what the batch holds: the canvas whose updates are off, and napari's panel
+        # update as (emitter, callback); given back if the batch's owner is deleted midway
+        self._held: dict[str, Any] = {"canvas": None, "panel": None}
+        self.destroyed.connect(partial(_give_back, self._held))
+        if viewer is not None:  # napari looks a layer's controls up when removing it
+            viewer.layers.events.removing.connect(self._before_removal)
 
     @property
     def running(self) -> bool:
@@ -100,23 +101,17 @@ class LayerBatch(QObject):
     # ---------------------------------------------------------------- pieces
     def _hold(self) -> None:
         canvas = getattr(getattr(_qt_viewer(self.viewer), "canvas", None), "native", None)
-        if canvas is None or self._held is not None:
+        if canvas is None or self._held["canvas"] is not None:
             return
         try:
             canvas.setUpdatesEnabled(False)
         except RuntimeError:  # the canvas is gone (viewer closed)
             return
-        self._held = canvas
-        # a dock deleted in the middle of a batch gives the canvas (and the panel) back too
-        self._undo = {"canvas": canvas, "unblock": None}
-        self._on_destroyed = partial(_undo, self._undo)
-        self.destroyed.connect(self._on_destroyed)
+        self._held["canvas"] = canvas
 
     def _release(self) -> None:
-        canvas, self._held = self._held, None
+        canvas, self._held["canvas"] = self._held["canvas"], None
         if canvas is not None:
-            self.destroyed.disconnect(self._on_destroyed)
-            self._undo["canvas"] = None
             _enable(canvas)
 
     def _insert(self) -> None:
@@ -132,51 +127,41 @@ class LayerBatch(QObject):
             for layer in todo:  # another napari: as napari adds them
                 insert_layer(self.viewer, layer, select=False)
             return
-        self._guard()
-        if self._populate is None:  # the panel follows the selection again once built
+        if self._held["panel"] is None:  # the panel follows the selection again once built
             layers.selection.events.changed.block(populate)
-            self._populate = populate
+            self._held["panel"] = (layers.selection.events.changed, populate)
             self._selection = _selection(layers)
-            self._undo["unblock"] = (layers.selection.events.changed, populate)
         with layers.events.inserted.blocker(build):
             for layer in todo:
                 insert_layer(self.viewer, layer, select=False)
                 self._pending.append(layer)
 
     def _build_controls(self) -> None:
+        """Build the controls of the layers added last, then let napari's panel follow the
+        selection again (a selection made meanwhile reaches it now: napari's own handlers
+        run before any plugin's, so its update could only be held, not preceded)."""
+        from napari.utils.events import Event
+
         pending, self._pending = self._pending, []
-        populate, self._populate = self._populate, None
         controls = getattr(_qt_viewer(self.viewer), "controls", None)
         if controls is not None:
             for layer in pending:
                 if layer in self.viewer.layers and layer not in controls.widgets:
                     try:
-                        controls._add(_Inserted(layer))
+                        controls._add(Event("inserted", value=layer))
                     except Exception:  # another napari: its panel shows no controls for it
                         logger.exception("could not build the controls of layer %r", layer.name)
-        if populate is not None:
-            unblock, self._undo["unblock"] = self._undo["unblock"], None
-            if unblock is not None:  # not given back already (the owner was deleted)
-                self.viewer.layers.selection.events.changed.unblock(populate)
+        panel, self._held["panel"] = self._held["panel"], None
+        if panel is not None:
+            emitter, populate = panel
+            emitter.unblock(populate)
             held, self._selection = self._selection, ()
             if _selection(self.viewer.layers) != held:  # chosen meanwhile
                 populate()  # the panel shows the selected layer's controls, as napari would have
 
-    # ---------------------------------------------------------------- guards
-    def _guard(self) -> None:
-        """Build pending controls before napari removes a layer's (it looks them up).
-
-        A selection made meanwhile reaches napari's panel when the controls are built:
-        its update is held until then (napari's own handlers run before any plugin's,
-        so it cannot be preceded).
-        """
-        if self._guarded:
-            return
-        self._guarded = True
-        self.viewer.layers.events.removing.connect(self._before_removal)
-
     def _before_removal(self, event: Any = None) -> None:
-        if self._pending or self._populate is not None:
+        """napari looks a removed layer's controls up: build what is pending first."""
+        if self._pending or self._held["panel"] is not None:
             self._build_controls()
 
 
@@ -192,19 +177,12 @@ def _enable(canvas: Any) -> None:
         pass
 
 
-def _undo(state: dict[str, Any], *_: Any) -> None:
-    """Give back what a batch holds when its owner is deleted: the canvas, napari's panel."""
-    unblock, state["unblock"] = state["unblock"], None
-    if unblock is not None:
-        emitter, populate = unblock
+def _give_back(held: dict[str, Any], *_: Any) -> None:
+    """Give back what a batch holds when its owner is deleted: napari's panel, the canvas."""
+    panel, held["panel"] = held["panel"], None
+    if panel is not None:
+        emitter, populate = panel
         emitter.unblock(populate)
-    canvas, state["canvas"] = state["canvas"], None
+    canvas, held["canvas"] = held["canvas"], None
     if canvas is not None:
         _enable(canvas)
-
-
-class _Inserted:
-    """The part of napari's ``inserted`` event its controls container reads."""
-
-    def __init__(self, layer: Any) -> None:
-        self.value = layer
