@@ -140,6 +140,44 @@ def test_turn_queue_runs_one_piece_per_turn_in_order_and_clears(qtbot) -> None:
     assert ran == [0, 1, 2] and turns.pending == 0
 
 
+def test_a_piece_runs_after_the_repaint_the_piece_before_asked_for(qtbot) -> None:
+    """A timer waiting behind a long repaint ticks before the next piece runs."""
+    import time
+
+    from qtpy.QtCore import Qt, QTimer
+    from qtpy.QtWidgets import QWidget
+
+    from napari_openhcs._napari._qt.pacing import TurnQueue
+
+    class Slow(QWidget):
+        def paintEvent(self, event) -> None:  # noqa: N802 (Qt's)
+            time.sleep(0.03)
+
+    widget = Slow()
+    qtbot.addWidget(widget)
+    widget.show()
+    qtbot.waitExposed(widget)
+    turns = TurnQueue()
+    ticks: list[int] = [0]
+    seen: list[int] = []
+    heartbeat = QTimer()
+    heartbeat.setTimerType(Qt.TimerType.PreciseTimer)
+    heartbeat.setInterval(10)
+
+    def tick() -> None:
+        ticks[0] += 1
+        if ticks[0] == 1:  # just after a tick: the next one is due while the repaint runs
+            turns.put(lambda: (seen.append(ticks[0]), widget.update()), lambda: seen.append(ticks[0]))
+
+    heartbeat.timeout.connect(tick)
+    heartbeat.start()
+    try:
+        qtbot.waitUntil(lambda: len(seen) == 2, timeout=5000)
+    finally:
+        heartbeat.stop()
+    assert seen[1] > seen[0], seen  # the tick came between the repaint and the next piece
+
+
 def test_the_warm_up_freezes_the_heap_and_removing_a_layer_open_then_thaws_it(make_napari_viewer,
                                                                            monkeypatch) -> None:
     import gc

@@ -9,6 +9,11 @@ Qt 6 turns the latter into a posted event, and a chain of posted events runs ahe
 the timers that are due, so two or more pieces ran back to back before a paint or a
 heartbeat timer could. A restarted timer is only due on the next pass of the
 dispatcher, after the timers, input and paints already waiting.
+
+After a piece the timer is restarted from a low-priority posted event, that is after
+the repaint the piece asked for (a posted ``UpdateRequest``). Restarted at once, a
+short piece's timer came due before a heartbeat waiting behind that repaint, and the
+next piece ran in the same stall as the repaint.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from qtpy.QtCore import QObject, QTimer
+from qtpy.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer
+
+_RESTART = QEvent.Type(QEvent.registerEventType())
 
 
 class TurnQueue(QObject):
@@ -46,6 +53,13 @@ class TurnQueue(QObject):
         """How many pieces are waiting."""
         return len(self._queue)
 
+    def event(self, event: QEvent) -> bool:  # noqa: D102 (Qt's)
+        if event.type() == _RESTART:
+            if self._queue and not self._timer.isActive():
+                self._timer.start()
+            return True
+        return super().event(event)
+
     def _step(self) -> None:
         if not self._queue:
             return
@@ -53,5 +67,5 @@ class TurnQueue(QObject):
         try:
             piece()
         finally:
-            if self._queue and not self._timer.isActive():
-                self._timer.start()
+            if self._queue:  # after the repaint this piece asked for
+                QCoreApplication.postEvent(self, QEvent(_RESTART), Qt.EventPriority.LowEventPriority.value)
