@@ -71,12 +71,13 @@ def test_preview_layers_arrive_one_per_turn_and_the_last_is_selected(hcs) -> Non
     last = hcs.viewer.layers[names[-1]]
     assert hcs.viewer.layers.selection.active is last
     assert set(hcs.viewer.layers.selection) == {last}
-    assert_drawn_once_with_controls(hcs, beat, names)
+    assert_held_at_insertion_with_controls(hcs, beat, names)
 
 
-def assert_drawn_once_with_controls(hcs, beat: Heartbeat, names: list[str]) -> None:
-    """The canvas held its repaints while the layers arrived and repaints now; every new
-    layer has its controls panel, which napari shows when the layer is selected."""
+def assert_held_at_insertion_with_controls(hcs, beat: Heartbeat, names: list[str]) -> None:
+    """The canvas held its repaints while each layer was inserted (it draws on a turn of
+    its own) and repaints now; every new layer has its controls panel, which napari shows
+    when the layer is selected."""
     qt = hcs.viewer.window._qt_viewer
     assert beat.canvas_live == [False] * len(names)
     assert qt.canvas.native.updatesEnabled()
@@ -105,7 +106,7 @@ def test_result_layers_arrive_one_per_turn_and_the_last_is_selected(hcs, tmp_pat
     assert added == hcs.layer_names("output") + hcs.layer_names("output-wells") and len(added) >= 3
     assert beat.answered_between_layers(), beat.at_insert
     assert hcs.viewer.layers.selection.active is hcs.viewer.layers[added[-1]]
-    assert_drawn_once_with_controls(hcs, beat, added)
+    assert_held_at_insertion_with_controls(hcs, beat, added)
 
 
 def test_the_run_dock_renders_well_name_glyphs_before_results_need_them(make_napari_viewer, qtbot) -> None:
@@ -176,6 +177,52 @@ def test_a_piece_runs_after_the_repaint_the_piece_before_asked_for(qtbot) -> Non
     finally:
         heartbeat.stop()
     assert seen[1] > seen[0], seen  # the tick came between the repaint and the next piece
+
+
+def test_a_batch_pauses_the_garbage_collector_and_collects_on_a_turn_of_its_own(hcs) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    collections: list[tuple[int, bool]] = []  # (generation, whether a layer was inserting)
+    inserting = [False]
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append((info["generation"], inserting[0]))
+
+    seen: list[int] = []
+    batch, added, stop = _batch(hcs, lambda layer, c: seen.append(gc.get_threshold()[0]),
+                                lambda layer, c: seen.append(gc.get_threshold()[0]))
+    hcs.viewer.layers.events.inserting.connect(lambda e: inserting.__setitem__(0, True))
+    hcs.viewer.layers.events.inserted.connect(lambda e: inserting.__setitem__(0, False))
+    gc.callbacks.append(on_gc)
+    try:
+        hcs.qtbot.waitUntil(lambda: not batch.running, timeout=5000)
+    finally:
+        gc.callbacks.remove(on_gc)
+        stop()
+    assert seen == [0, 0]  # no automatic collection while the layers arrived
+    assert gc.get_threshold() == before
+    assert (2, False) in collections  # one full collection, outside any insertion
+    assert all(not during for _, during in collections)
+
+
+def test_a_layer_that_widens_the_world_gets_the_dims_range_a_turn_before_it_arrives(hcs) -> None:
+    from napari_openhcs._napari._layers import META_KEY
+
+    viewer = hcs.viewer
+    viewer.add_image(np.zeros((8, 8), np.float32), name="near")
+    batch = hcs.preview._batch
+    ranges: list[tuple[bool, tuple]] = []  # (whether the new layer was in, the range set)
+    viewer.dims.events.range.connect(
+        lambda e: ranges.append(("far" in viewer.layers, tuple(map(tuple, viewer.dims.range)))))
+    far = (np.zeros((8, 8), np.float32), {"name": "far", "translate": (1e5, 1e5),
+                                          "metadata": {META_KEY: {"kind": "test"}}}, "image")
+    batch.run([lambda: batch.add(far)])
+    hcs.qtbot.waitUntil(lambda: not batch.running, timeout=5000)
+    assert ranges and not ranges[0][0]  # the range was set before the layer went in
+    assert all(not inside for inside, _ in ranges), ranges  # and its insertion changed nothing
+    assert viewer.dims.range[-1][1] >= 1e5
 
 
 def test_the_warm_up_freezes_the_heap_and_removing_a_layer_open_then_thaws_it(make_napari_viewer,
@@ -303,3 +350,6 @@ def test_a_batch_deleted_midway_gives_the_canvas_and_the_controls_panel_back(hcs
     other = hcs.viewer.add_image(np.zeros((8, 8), np.float32), name="after")
     hcs.viewer.layers.selection.active = other
     assert qt.controls.currentWidget() is qt.controls.widgets[other]  # the panel follows again
+    import gc
+
+    assert gc.get_threshold()[0] > 0  # the collector runs again

@@ -1,19 +1,25 @@
 """Add a batch of layers to a viewer over several event-loop turns, each turn short.
 
-Every turn that adds a layer is followed by a repaint of the window before any
-timer or input is served (the repaint is a posted event, and posted events come
-first), so the UI stall of that turn is the insertion plus the repaint. Under
-software OpenGL the repaint is mostly the canvas drawing every visible layer
-(40–60 ms with 17 layers) and the insertion is napari building the layer's model,
-vispy visual and controls widget (55–90 ms). :class:`LayerBatch` shortens both:
+Every turn that changes what is shown is followed by a repaint of the window before
+any timer or input is served (the repaint is a posted event, and posted events come
+first), so the UI stall of that turn is its work plus the repaint. Under software
+OpenGL a repaint costs 15–40 ms before anything is drawn (the window is composited
+whole), the canvas adds its layers, and napari's insertion of a layer builds its
+model, vispy visual and controls widget. :class:`LayerBatch` spreads that work:
 
-- the layer object is made on one turn and added to the viewer on the next;
-- the canvas holds its repaints while the batch runs (the rest of the window,
-  the layer list included, still paints), and draws once when it ends;
-- each new layer's controls widget (the layer-controls panel) is built on the
-  turn after the layer instead of inside its insertion. Until then nothing can
-  reach the missing widget: the panel's update on a selection waits for it, and
-  removing the layer builds it first.
+- the layer object is made on one turn; the viewer's dims get the range they will
+  have with it on the next (a layer that widens the world makes napari re-slice
+  every layer shown); the layer is inserted on the turn after that;
+- the canvas holds its repaints during those turns and draws on a turn of its own
+  after each new layer (a layer's first draw builds its shader programs);
+- each new layer's controls widget (the layer-controls panel) is built on the turn
+  after the layer instead of inside its insertion. Until then nothing can reach the
+  missing widget: the panel's update on a selection waits for it, and removing the
+  layer builds it first;
+- the garbage collector's automatic collections pause while the batch runs, and one
+  full collection comes on a turn of its own at the end: a full collection walks every
+  object made since the heap was frozen (50–100 ms in a long session) and, falling
+  inside an insertion, doubled that turn.
 
 Where the viewer has no Qt window with those parts, layers are added as napari adds
 them.
@@ -21,6 +27,7 @@ them.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -48,9 +55,11 @@ class LayerBatch(QObject):
         self._to_insert: list[Any] = []  # layers made, added on the next turn
         self._pending: list[Any] = []  # layers whose controls are not built yet
         self._selection: tuple[Any, ...] = ()  # the selection when the panel was held
+        self._undrawn = False  # layers were added since the canvas last drew
         # what the batch holds: the canvas whose updates are off, and napari's panel
         # update as (emitter, callback); given back if the batch's owner is deleted midway
-        self._held: dict[str, Any] = {"canvas": None, "panel": None}
+        # and the garbage collector's thresholds from before it paused the collections
+        self._held: dict[str, Any] = {"canvas": None, "panel": None, "gc": None}
         self.destroyed.connect(partial(_give_back, self._held))
         if viewer is not None:  # napari looks a layer's controls up when removing it
             viewer.layers.events.removing.connect(self._before_removal)
@@ -64,20 +73,21 @@ class LayerBatch(QObject):
         """Run ``pieces`` one per event-loop turn with the canvas held, then ``then``.
 
         A piece that calls :meth:`add` gets the layer object at once; the layer goes into
-        the viewer on the next turn and its controls on the turn after. A batch still
-        running is cleared first (its layers stay, complete).
+        the viewer two turns later, its controls on the turn after, and the canvas draws
+        it on the turn after that. A batch still running is cleared first (its layers
+        stay, complete).
         """
         self.clear()
         steps: list[Callable[[], object]] = [self._hold]
         for piece in pieces:
-            steps += [piece, self._insert, self._build_controls]
-        steps.append(self._release)
+            steps += [piece, self._fit_dims, self._insert, self._build_controls, self._draw_new, self._hold]
+        steps += [self._release, self._collect]
         if then is not None:
             steps.append(then)
         self.turns.put(*steps)
 
     def add(self, layer_data: Any) -> Any:
-        """Make the layer of ``layer_data`` now; it is added to the viewer on the next turn.
+        """Make the layer of ``layer_data`` now; it is added to the viewer two turns later.
 
         Outside a batch (no turn to come) it is added at once.
         """
@@ -97,9 +107,15 @@ class LayerBatch(QObject):
         self._insert()
         self._build_controls()
         self._release()
+        _gc_back(self._held)
 
     # ---------------------------------------------------------------- pieces
     def _hold(self) -> None:
+        # collections pause (a threshold of 0; dask turns gc.disable() back on) and one
+        # comes at the batch's end, on a turn of its own
+        if self._held["gc"] is None and gc.get_threshold()[0] > 0:
+            self._held["gc"] = gc.get_threshold()
+            gc.set_threshold(0)
         canvas = getattr(getattr(_qt_viewer(self.viewer), "canvas", None), "native", None)
         if canvas is None or self._held["canvas"] is not None:
             return
@@ -109,10 +125,42 @@ class LayerBatch(QObject):
             return
         self._held["canvas"] = canvas
 
+    def _draw_new(self) -> None:
+        """Let the canvas draw the layers added since its last draw (held again next turn)."""
+        if self._undrawn:
+            self._undrawn = False
+            self._release()
+
     def _release(self) -> None:
         canvas, self._held["canvas"] = self._held["canvas"], None
         if canvas is not None:
             _enable(canvas)
+
+    def _fit_dims(self) -> None:
+        """Give the viewer's dims the range they will have with the layers made last.
+
+        A layer that widens the world (the output mosaic beside the raw tiles) moves the
+        dims' point, and napari re-slices every layer shown; on this turn of its own that
+        work is not added to the layer's insertion.
+        """
+        layers, dims = self.viewer.layers, self.viewer.dims
+        if not self._to_insert or not len(layers):  # nothing shown yet: nothing to re-slice
+            return
+        try:
+            extent = layers.get_extent([*layers, *self._to_insert])
+            ranges = tuple(zip(extent.world[0], extent.world[1], extent.step, strict=True))
+            if len(ranges) != dims.ndim:
+                dims.ndim = len(ranges)
+            if tuple(map(tuple, dims.range)) != ranges:
+                dims.range = ranges
+        except Exception:  # another napari: the insertion sets the range, as napari does
+            logger.debug("could not fit the dims before an insertion", exc_info=True)
+
+    def _collect(self) -> None:
+        """Let the garbage collector run again, after one full collection."""
+        if self._held["gc"] is not None:
+            gc.collect()
+        _gc_back(self._held)
 
     def _insert(self) -> None:
         """Add the layers made on the last turn, each without its controls widget."""
@@ -135,6 +183,7 @@ class LayerBatch(QObject):
             for layer in todo:
                 insert_layer(self.viewer, layer, select=False)
                 self._pending.append(layer)
+        self._undrawn = True
 
     def _build_controls(self) -> None:
         """Build the controls of the layers added last, then let napari's panel follow the
@@ -186,3 +235,10 @@ def _give_back(held: dict[str, Any], *_: Any) -> None:
     canvas, held["canvas"] = held["canvas"], None
     if canvas is not None:
         _enable(canvas)
+    _gc_back(held)
+
+
+def _gc_back(held: dict[str, Any]) -> None:
+    thresholds, held["gc"] = held["gc"], None
+    if thresholds is not None:
+        gc.set_threshold(*thresholds)
