@@ -30,6 +30,8 @@ class Heartbeat:
         self.at_insert: list[tuple[str, int]] = []
         self.canvas = viewer.window._qt_viewer.canvas.native
         self.canvas_live: list[bool] = []  # whether the canvas repainted when each layer arrived
+        self.layer_list = viewer.window._qt_viewer.layers
+        self.list_live: list[bool] = []  # and the layer list
         self.timer = QTimer()
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.setInterval(1)
@@ -43,6 +45,7 @@ class Heartbeat:
     def _inserted(self, event) -> None:
         self.at_insert.append((event.value.name, self.ticks))
         self.canvas_live.append(self.canvas.updatesEnabled())
+        self.list_live.append(self.layer_list.updatesEnabled())
 
     def stop(self) -> None:
         self.timer.stop()
@@ -76,11 +79,12 @@ def test_preview_layers_arrive_one_per_turn_and_the_last_is_selected(hcs) -> Non
 
 def assert_held_at_insertion_with_controls(hcs, beat: Heartbeat, names: list[str]) -> None:
     """The canvas held its repaints while each layer was inserted (it draws on a turn of
-    its own) and repaints now; every new layer has its controls panel, which napari shows
-    when the layer is selected."""
+    its own), the layer list until the batch ended, and both repaint now; every new layer
+    has its controls panel, which napari shows when the layer is selected."""
     qt = hcs.viewer.window._qt_viewer
     assert beat.canvas_live == [False] * len(names)
-    assert qt.canvas.native.updatesEnabled()
+    assert beat.list_live == [False] * len(names)
+    assert qt.canvas.native.updatesEnabled() and qt.layers.updatesEnabled()
     for name in names:
         layer = hcs.viewer.layers[name]
         assert layer in qt.controls.widgets
@@ -317,7 +321,7 @@ def test_closing_the_dock_during_a_batch_gives_the_canvas_back(hcs) -> None:
     hcs.qtbot.waitUntil(lambda: bool(held), timeout=5000)
     assert held == [True]  # the canvas holds its repaints while the batch runs
     hcs.preview.close()
-    assert qt.canvas.native.updatesEnabled()
+    assert qt.canvas.native.updatesEnabled() and qt.layers.updatesEnabled()
     assert all(layer in qt.controls.widgets for layer, _ in added)
     assert not batch.running
     stop()
@@ -344,6 +348,7 @@ def test_a_batch_deleted_midway_gives_the_canvas_and_the_controls_panel_back(hcs
                lambda: None])
     hcs.qtbot.waitUntil(lambda: bool(at_insert), timeout=5000)
     hcs.qtbot.waitUntil(qt.canvas.native.updatesEnabled, timeout=5000)  # given back
+    assert qt.layers.updatesEnabled()
     hcs.viewer.layers.events.inserted.disconnect(on_inserted)
     assert at_insert == [(False, False)]  # held, no panel yet, when it was cut
     QApplication.processEvents()

@@ -11,7 +11,9 @@ model, vispy visual and controls widget. :class:`LayerBatch` spreads that work:
   have with it on the next (a layer that widens the world makes napari re-slice
   every layer shown); the layer is inserted on the turn after that;
 - the canvas holds its repaints during those turns and draws on a turn of its own
-  after each new layer (a layer's first draw builds its shader programs);
+  after each new layer (a layer's first draw builds its shader programs); the layer
+  list holds its repaints until the batch ends (napari renders every row's icon from
+  SVG on each repaint of the list);
 - each new layer's controls widget (the layer-controls panel) is built on the turn
   after the layer instead of inside its insertion. Until then nothing can reach the
   missing widget: the panel's update on a selection waits for it, and removing the
@@ -59,7 +61,7 @@ class LayerBatch(QObject):
         # what the batch holds: the canvas whose updates are off, and napari's panel
         # update as (emitter, callback); given back if the batch's owner is deleted midway
         # and the garbage collector's thresholds from before it paused the collections
-        self._held: dict[str, Any] = {"canvas": None, "panel": None, "gc": None}
+        self._held: dict[str, Any] = {"canvas": None, "list": None, "panel": None, "gc": None}
         self.destroyed.connect(partial(_give_back, self._held))
         if viewer is not None:  # napari looks a layer's controls up when removing it
             viewer.layers.events.removing.connect(self._before_removal)
@@ -116,25 +118,28 @@ class LayerBatch(QObject):
         if self._held["gc"] is None and gc.get_threshold()[0] > 0:
             self._held["gc"] = gc.get_threshold()
             gc.set_threshold(0)
-        canvas = getattr(getattr(_qt_viewer(self.viewer), "canvas", None), "native", None)
-        if canvas is None or self._held["canvas"] is not None:
-            return
-        try:
-            canvas.setUpdatesEnabled(False)
-        except RuntimeError:  # the canvas is gone (viewer closed)
-            return
-        self._held["canvas"] = canvas
+        qt_viewer = _qt_viewer(self.viewer)
+        canvas = getattr(getattr(qt_viewer, "canvas", None), "native", None)
+        for key, widget in (("canvas", canvas), ("list", getattr(qt_viewer, "_layers", None))):
+            if widget is None or self._held[key] is not None:
+                continue
+            try:
+                widget.setUpdatesEnabled(False)
+            except RuntimeError:  # the widget is gone (viewer closed)
+                continue
+            self._held[key] = widget
 
     def _draw_new(self) -> None:
         """Let the canvas draw the layers added since its last draw (held again next turn)."""
         if self._undrawn:
             self._undrawn = False
-            self._release()
+            self._release("canvas")
 
-    def _release(self) -> None:
-        canvas, self._held["canvas"] = self._held["canvas"], None
-        if canvas is not None:
-            _enable(canvas)
+    def _release(self, *keys: str) -> None:
+        for key in keys or ("list", "canvas"):
+            widget, self._held[key] = self._held[key], None
+            if widget is not None:
+                _enable(widget)
 
     def _fit_dims(self) -> None:
         """Give the viewer's dims the range they will have with the layers made last.
@@ -219,10 +224,10 @@ def _selection(layers: Any) -> tuple[Any, ...]:
     return (selection.active, *sorted(map(id, selection)))
 
 
-def _enable(canvas: Any) -> None:
+def _enable(widget: Any) -> None:
     try:
-        canvas.setUpdatesEnabled(True)  # repaints the canvas once
-    except RuntimeError:  # the canvas is gone (viewer closed)
+        widget.setUpdatesEnabled(True)  # repaints the widget once
+    except RuntimeError:  # the widget is gone (viewer closed)
         pass
 
 
@@ -232,9 +237,10 @@ def _give_back(held: dict[str, Any], *_: Any) -> None:
     if panel is not None:
         emitter, populate = panel
         emitter.unblock(populate)
-    canvas, held["canvas"] = held["canvas"], None
-    if canvas is not None:
-        _enable(canvas)
+    for key in ("list", "canvas"):
+        widget, held[key] = held[key], None
+        if widget is not None:
+            _enable(widget)
     _gc_back(held)
 
 
